@@ -1,0 +1,69 @@
+"""fastinterp: fast, exact samplers for flow-matching and stochastic-interpolant generative models.
+
+The public surface::
+
+    import fastinterp as fi
+    fi.Linear(); fi.Trig(); fi.LipschitzOptimal(lam); fi.MixtureOptimal(M)
+    d = fi.Drift(model, schedule=fi.Linear(), prediction="velocity").transfer(fi.LipschitzOptimal(1e-5))
+    x1 = fi.sample(d, z, steps=10, method="rk4")
+    x1 = fi.sample_sde(d, z, steps=100, eps="optimal", generator=gen)
+    g = fi.targets.GaussianMixture(means, weights, var)   # exact drifts for tests and benchmarks
+"""
+
+from . import targets
+from .diagnostics import (
+    averaged_lipschitz,
+    estimate_lam,
+    jacobian_sq_norm,
+    lipschitz_profile,
+    radial_spectrum,
+    shell_sum,
+)
+from .drift import Drift
+from .predictions import PREDICTIONS, conversion_coefficients
+from .sampling import nfe, sample, sample_sde, time_grid
+from .schedules import (
+    Custom,
+    Linear,
+    LipschitzOptimal,
+    MixtureOptimal,
+    Schedule,
+    ScheduleOutput,
+    Tabulated,
+    Trig,
+)
+from .solvers import SOLVERS, ExplicitRK, get_solver
+from .transfer import TransferredModel, transfer, transfer_time
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PREDICTIONS",
+    "SOLVERS",
+    "Custom",
+    "Drift",
+    "ExplicitRK",
+    "Linear",
+    "LipschitzOptimal",
+    "MixtureOptimal",
+    "Schedule",
+    "ScheduleOutput",
+    "Tabulated",
+    "TransferredModel",
+    "Trig",
+    "averaged_lipschitz",
+    "conversion_coefficients",
+    "estimate_lam",
+    "get_solver",
+    "jacobian_sq_norm",
+    "lipschitz_profile",
+    "nfe",
+    "radial_spectrum",
+    "sample",
+    "sample_sde",
+    "shell_sum",
+    "targets",
+    "time_grid",
+    "transfer",
+    "transfer_time",
+]
