@@ -26,7 +26,7 @@ from torch import Tensor
 
 from .schedules import ScheduleOutput
 
-__all__ = ["PREDICTIONS", "conversion_coefficients", "check_prediction"]
+__all__ = ["PREDICTIONS", "check_prediction", "conversion_coefficients", "prediction_weights"]
 
 #: The prediction types a model may have.
 PREDICTIONS = ("velocity", "x1", "noise", "score")
@@ -39,7 +39,8 @@ def check_prediction(prediction: str) -> str:
     return prediction
 
 
-def _uw(prediction: str, s: ScheduleOutput) -> tuple[Tensor | float, Tensor | float]:
+def prediction_weights(prediction: str, s: ScheduleOutput) -> tuple[Tensor | float, Tensor | float]:
+    """``(u, w)`` with ``prediction = u z^ + w x1^`` at the schedule values ``s`` (table above)."""
     if prediction == "velocity":
         return s.dalpha, s.dbeta
     if prediction == "x1":
@@ -65,7 +66,7 @@ def conversion_coefficients(source: str, target: str, s: ScheduleOutput) -> tupl
     check_prediction(target)
     if source == target:
         return 0.0, 1.0
-    u1, w1 = _uw(source, s)
-    u2, w2 = _uw(target, s)
+    u1, w1 = prediction_weights(source, s)
+    u2, w2 = prediction_weights(target, s)
     det = u1 * s.beta - w1 * s.alpha
     return (w2 * u1 - u2 * w1) / det, (u2 * s.beta - w2 * s.alpha) / det

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .._utils import as_time_like
-from ..drift import Drift, _affine
-from ..predictions import check_prediction, conversion_coefficients
+from .._utils import as_time_like, expand_like
+from ..drift import Drift
+from ..predictions import check_prediction, prediction_weights
 from ..schedules import Schedule
 
 __all__ = ["Target"]
@@ -15,7 +15,7 @@ __all__ = ["Target"]
 class Target:
     """A data distribution ``mu*`` with a closed-form denoiser under the white base ``z ~ N(0, I)``.
 
-    Subclasses set ``event_shape`` and implement :meth:`sample` and :meth:`denoise`.
+    Subclasses set ``event_shape`` and implement :meth:`sample` and :meth:`denoisers`.
     """
 
     event_shape: tuple[int, ...]
@@ -24,9 +24,21 @@ class Target:
         """``n`` exact samples shaped ``(n, *event_shape)``."""
         raise NotImplementedError
 
-    def denoise(self, x: Tensor, alpha: Tensor, beta: Tensor) -> Tensor:  # pragma: no cover - abstract
-        """``E[x1 | alpha z + beta x1 = x]`` for ``x`` shaped ``(B, *event_shape)``; ``alpha, beta`` 0-d or ``(B,)``."""
+    def denoisers(self, x: Tensor, alpha: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover
+        """``(z^, x1^) = (E[z | I = x], E[x1 | I = x])`` for ``I = alpha z + beta x1``.
+
+        Both are computed from their own closed forms (not one from the other), so each stays accurate where
+        the identity ``x = alpha z^ + beta x1^`` would divide by a vanishing ``alpha`` or ``beta``.
+
+        Args:
+            x: states shaped ``(B, *event_shape)``.
+            alpha, beta: 0-d tensors (one time) or shaped ``(B,)`` (a time per sample).
+        """
         raise NotImplementedError
+
+    def denoise(self, x: Tensor, alpha: Tensor, beta: Tensor) -> Tensor:
+        """The data denoiser ``x1^ = E[x1 | alpha z + beta x1 = x]`` (see :meth:`denoisers`)."""
+        return self.denoisers(x, alpha, beta)[1]
 
     def drift(self, schedule: Schedule, prediction: str = "x1") -> Drift:
         """The exact drift of this target under ``schedule``, with a model predicting ``prediction``."""
@@ -48,9 +60,9 @@ class ExactModel:
 
     def __call__(self, x: Tensor, t: Tensor) -> Tensor:
         s = self.schedule(as_time_like(t, x))
-        x1 = self.target.denoise(x, s.alpha, s.beta)
-        cx, cy = conversion_coefficients("x1", self.prediction, s)
-        return _affine(cx, x, cy, x1)
+        z, x1 = self.target.denoisers(x, s.alpha, s.beta)
+        u, w = prediction_weights(self.prediction, s)
+        return expand_like(u, x) * z + expand_like(w, x) * x1
 
     def __repr__(self) -> str:
         return f"ExactModel({type(self.target).__name__}, {self.schedule!r}, {self.prediction!r})"

@@ -34,7 +34,7 @@ def drift_rates(spectrum: Tensor, s: ScheduleOutput) -> Tensor:
 class Gaussian(Target):
     """``N(mean, diag(var))`` with event shape ``mean.shape``.
 
-    Exact denoiser ``x1^ = mean + b var / (a^2 + b^2 var) (x - b mean)``.
+    Exact denoisers ``x1^ = mean + b var / (a^2 + b^2 var) (x - b mean)``, ``z^ = a (x - b mean) / (a^2 + b^2 var)``.
 
     Args:
         mean: the mean, shape = event shape.
@@ -61,11 +61,13 @@ class Gaussian(Target):
         z = torch.randn((n, *self.event_shape), generator=generator, dtype=self.mean.dtype, device=self.mean.device)
         return self.mean + self.var.sqrt() * z
 
-    def denoise(self, x: Tensor, alpha: Tensor, beta: Tensor) -> Tensor:
+    def denoisers(self, x: Tensor, alpha: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
+        """``z^ = a (x - b mean) / v``, ``x1^ = mean + b var (x - b mean) / v`` with ``v = a^2 + b^2 var``."""
         self._check_x(x)
         mean, var = self.mean.to(x), self.var.to(x)
         a, b = expand_like(alpha, x), expand_like(beta, x)
-        return mean + (b * var / (a * a + b * b * var)) * (x - b * mean)
+        r = (x - b * mean) / (a * a + b * b * var)
+        return a * r, mean + b * var * r
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Exact log-density of the target at ``x`` shaped ``(B, *event_shape)``; returns ``(B,)``."""

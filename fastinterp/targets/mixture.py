@@ -75,7 +75,8 @@ class GaussianMixture(Target):
         sq = (xf * xf).sum(1, keepdim=True) - 2 * c * (xf @ m.T) + c * c * (m * m).sum(1)
         return torch.log(self.weights.to(x)) - 0.5 * sq / v - 0.5 * self.dim * torch.log(2 * math.pi * v)
 
-    def denoise(self, x: Tensor, alpha: Tensor, beta: Tensor) -> Tensor:
+    def denoisers(self, x: Tensor, alpha: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
+        """``z^ = sum_k w_k a (x - b m_k) / v_k`` and ``x1^`` of the class docstring, sharing the weights."""
         self._check_x(x)
         a = alpha.reshape(-1, 1) if isinstance(alpha, Tensor) and alpha.ndim else alpha
         b = beta.reshape(-1, 1) if isinstance(beta, Tensor) and beta.ndim else beta
@@ -83,9 +84,11 @@ class GaussianMixture(Target):
         v = a * a + b * b * s2  # (B or 1, K)
         w = torch.softmax(self._log_joint(x, b, v), dim=1)
         m = self.means.to(x).flatten(1)
-        x1 = (w * (a * a / v)) @ m  # sum_k w_k m_k (1 - b^2 s_k^2 / v_k)
-        gain = (w * (b * s2 / v)).sum(1)  # sum_k w_k b s_k^2 / v_k
-        return x1.reshape(x.shape) + expand_like(gain, x) * x
+        wv = w / v  # (B, K)
+        # x1^ = sum_k w_k [m_k a^2 / v_k + b s_k^2 x / v_k],  z^ = sum_k w_k a (x - b m_k) / v_k
+        x1 = (a * a) * (wv @ m) + (b * (wv * s2).sum(1, keepdim=True)) * x.flatten(1)
+        z = a * (wv.sum(1, keepdim=True) * x.flatten(1) - b * (wv @ m))
+        return z.reshape(x.shape), x1.reshape(x.shape)
 
     def log_prob(self, x: Tensor) -> Tensor:
         """Exact log-density at ``x`` shaped ``(B, *event_shape)``; returns ``(B,)``."""

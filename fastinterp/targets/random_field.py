@@ -14,7 +14,8 @@ The Lipschitz paper's data script draws ``Re ifft(sqrt(S) (xi_r + i xi_i), norm=
 eigenvalues are ``N^d S``: its fields are ours times ``N^(d/2)`` (use ``GaussianRandomField(..., sigma2=...)`` to
 match another normalisation).
 
-The exact denoiser multiplies each Fourier mode by ``b S_k / (a^2 + b^2 S_k)``.
+The exact denoisers multiply each Fourier mode by ``b S_k / (a^2 + b^2 S_k)`` (data) and
+``a / (a^2 + b^2 S_k)`` (noise).
 """
 
 from __future__ import annotations
@@ -99,13 +100,17 @@ class GaussianRandomField(Target):
         xh = torch.fft.rfftn(x, dim=self._dims, norm="ortho")
         return torch.fft.irfftn(xh * multiplier, s=self.event_shape, dim=self._dims, norm="ortho")
 
-    def denoise(self, x: Tensor, alpha: Tensor, beta: Tensor) -> Tensor:
+    def denoisers(self, x: Tensor, alpha: Tensor, beta: Tensor) -> tuple[Tensor, Tensor]:
+        """Fourier multipliers ``a / (a^2 + b^2 S_k)`` (noise) and ``b S_k / (a^2 + b^2 S_k)`` (data)."""
         self._check_x(x)
         S = self._spectrum(half=True).to(device=x.device, dtype=x.dtype)
         extra = [1] * self.dim
         a = alpha.reshape(-1, *extra) if isinstance(alpha, Tensor) and alpha.ndim else alpha
         b = beta.reshape(-1, *extra) if isinstance(beta, Tensor) and beta.ndim else beta
-        return self._filter(x, b * S / (a * a + b * b * S))
+        xh = torch.fft.rfftn(x, dim=self._dims, norm="ortho")
+        inv = 1 / (a * a + b * b * S)
+        back = lambda m: torch.fft.irfftn(xh * m, s=self.event_shape, dim=self._dims, norm="ortho")  # noqa: E731
+        return back(a * inv), back(b * S * inv)
 
     def expected_spectrum(self) -> Tensor:
         """The exact expectation of :func:`~fastinterp.radial_spectrum` of this field's samples."""

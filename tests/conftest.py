@@ -1,0 +1,16 @@
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _float64_default():
+    """Tests check the math in float64 unless they say otherwise."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+@pytest.fixture
+def gen():
+    return torch.Generator().manual_seed(1234)
