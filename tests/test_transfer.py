@@ -91,8 +91,11 @@ def test_linear_source_closed_form_prop_3_1(gen):
         tp = 1 / (1 + s.alpha / s.beta)
         xp = x / (s.alpha + s.beta)
         x1 = (1 - tp) * lin(xp, tp) + xp
-        b = (s.dalpha / s.alpha) * x + (s.dbeta - s.dalpha * s.beta / s.alpha) * x1
-        assert _rel(lin.transfer(sched)(x, t), b) < 1e-10
+        cx, cy = s.dalpha / s.alpha, s.dbeta - s.dalpha * s.beta / s.alpha
+        b = cx * x + cy * x1
+        assert _rel(lin.transfer(sched).x1(x, t), x1) < 1e-12
+        kappa = float((abs(cx) * x.norm() + abs(cy) * x1.norm()) / b.norm())  # cancellation in cx x + cy x1
+        assert _rel(lin.transfer(sched)(x, t), b) < 1e-14 * max(1.0, kappa)
         tp2, scale = fi.transfer_time(fi.Linear(), sched, torch.tensor(t))
         assert abs(float(tp2 - tp)) < 1e-15 and abs(float(scale - 1 / (s.alpha + s.beta))) < 1e-14
 
