@@ -10,7 +10,7 @@ The public surface::
     g = fi.targets.GaussianMixture(means, weights, var)   # exact drifts for tests and benchmarks
 """
 
-from . import targets
+from . import kernels, targets
 from .diagnostics import (
     averaged_lipschitz,
     estimate_lam,
@@ -21,6 +21,7 @@ from .diagnostics import (
 )
 from .drift import Drift
 from .predictions import PREDICTIONS, conversion_coefficients
+from .sampler import BACKENDS, Sampler
 from .sampling import nfe, sample, sample_sde, time_grid
 from .schedules import (
     Custom,
@@ -33,35 +34,42 @@ from .schedules import (
     Trig,
 )
 from .solvers import SOLVERS, ExplicitRK, get_solver
+from .tables import CoefficientTable, build_table, stage_matrices
 from .transfer import TransferredModel, transfer, transfer_time
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BACKENDS",
     "PREDICTIONS",
     "SOLVERS",
+    "CoefficientTable",
     "Custom",
     "Drift",
     "ExplicitRK",
     "Linear",
     "LipschitzOptimal",
     "MixtureOptimal",
+    "Sampler",
     "Schedule",
     "ScheduleOutput",
     "Tabulated",
     "TransferredModel",
     "Trig",
     "averaged_lipschitz",
+    "build_table",
     "conversion_coefficients",
     "estimate_lam",
     "get_solver",
     "jacobian_sq_norm",
+    "kernels",
     "lipschitz_profile",
     "nfe",
     "radial_spectrum",
     "sample",
     "sample_sde",
     "shell_sum",
+    "stage_matrices",
     "targets",
     "time_grid",
     "transfer",

@@ -87,6 +87,7 @@ def sample(
     denoise: bool = False,
     time_grid: Tensor | None = None,
     check_finite: bool = True,
+    backend: str = "eager",
 ) -> Tensor:
     """Integrate the probability-flow ODE ``dx/dt = b_t(x)`` from ``t_min`` to ``t_max``.
 
@@ -100,10 +101,18 @@ def sample(
         denoise: finish with one extra evaluation and return ``E[x1 | x_{t_max}]`` instead of the state.
         time_grid: optional explicit increasing grid of times (overrides ``steps``, ``t_min``, ``t_max``).
         check_finite: raise ``FloatingPointError`` naming the step if the state becomes non-finite.
+        backend: ``"eager"`` (this reference loop) or a fast backend of :class:`~fastinterp.Sampler`
+            (``"fused"``, ``"compile"``, ``"graph"``, ``"auto"``); reuse a ``Sampler`` to amortise its set-up.
 
     Returns:
         The state at ``t_max`` (or its denoised estimate), shaped like ``x0``. NFE: :func:`nfe`.
     """
+    if backend != "eager":
+        from .sampler import Sampler
+
+        sampler = Sampler(drift, steps=steps, method=method, t_min=t_min, t_max=t_max, time_grid=time_grid,
+                          denoise=denoise, backend=backend, check_finite=check_finite)
+        return sampler(x0)
     drift = _check_drift(drift)
     x = check_state("x0", x0)
     solver = get_solver(method)
