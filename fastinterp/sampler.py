@@ -10,10 +10,13 @@ compile    ``torch.compile(fullgraph=True)`` of one whole RK step, model include
            coefficients as tensors, so new time grids or schedule pairs of the same length reuse the graph
 graph      CUDA only: the whole N-step loop, model included, captured once per input shape as a CUDA
            graph and replayed (the input is copied into a static buffer, the output copied out)
-auto       ``graph`` on CUDA, ``compile`` elsewhere
+auto       ``graph`` on CUDA (``fused`` for SDEs), ``compile`` elsewhere
 =========  ==========================================================================================
 
-Every backend computes the same thing: they agree with ``eager`` to rounding (tests check 1e-5 in fp32).
+Every backend computes the same thing: they agree with ``eager`` to rounding (tests check 1e-5 in fp32). With
+``eps`` set, the sampler runs Euler-Maruyama (:func:`fastinterp.sample_sde`) with the Brownian increments drawn
+from ``generator`` exactly as the eager loop draws them, so the same seed gives the same samples on every
+backend (``graph`` excepted: it does not run SDEs).
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ from torch import Tensor
 from ._utils import check_int, check_interval, check_state
 from .drift import Drift, _check_output
 from .kernels import kernels_run_on, lincomb, lincomb_op, lincomb_ref
-from .sampling import _check_drift, _grid_for, sample
+from .sampling import _check_drift, _diffusion, _grid_for, sample, sample_sde
 from .solvers import ExplicitRK, get_solver
-from .tables import CoefficientTable, StageLayout, build_table, stage_matrices
+from .tables import SDE_LAYOUT, CoefficientTable, StageLayout, build_table, sde_matrices, stage_matrices
 
 __all__ = ["BACKENDS", "Sampler"]
 
@@ -36,7 +39,7 @@ BACKENDS = ("eager", "fused", "compile", "graph", "auto")
 
 # Compiled steps are shared by every Sampler with the same model and tableau: a new time grid or schedule pair
 # changes only tensor values, so it reuses the graph instead of recompiling.
-_COMPILED: dict[tuple[int, str, bool], Callable] = {}
+_COMPILED: dict[tuple[int, str, bool, bool], Callable] = {}
 
 
 class Sampler:
@@ -45,13 +48,16 @@ class Sampler:
     Args:
         drift: the drift (transferred drifts are unfolded: the loop calls the source model directly).
         steps: number of time-grid intervals.
-        method: solver name (``euler``, ``midpoint``, ``heun``, ``rk4``, ``rk4_38``).
+        method: solver name (``euler``, ``midpoint``, ``heun``, ``rk4``, ``rk4_38``); default ``rk4``.
         t_min, t_max: integration interval inside ``[0, 1]``.
         time_grid: optional explicit increasing grid (overrides ``steps``, ``t_min``, ``t_max``).
         denoise: finish with ``E[x1 | x_{t_max}]`` (one extra evaluation).
         backend: one of :data:`BACKENDS`.
         check_finite: raise ``FloatingPointError`` if the result is not finite (one host sync per call; the
             eager backend names the step).
+        eps: None for the ODE; otherwise the SDE diffusion (a constant ``>= 0``, a callable of t, or
+            ``"optimal"``) and the sampler runs Euler-Maruyama (``method`` must then be None or ``"euler"``).
+        generator: draws the Brownian increments (SDE only).
 
     Example:
         >>> sampler = Sampler(drift.transfer(LipschitzOptimal(1e-5)), steps=10, backend="auto")
@@ -63,16 +69,25 @@ class Sampler:
         drift: Drift,
         *,
         steps: int = 10,
-        method: str | ExplicitRK = "rk4",
+        method: str | ExplicitRK | None = None,
         t_min: float = 1e-3,
         t_max: float = 1 - 1e-3,
         time_grid: Tensor | None = None,
         denoise: bool = False,
         backend: str = "auto",
         check_finite: bool = True,
+        eps: float | str | Callable[[Tensor], Tensor | float] | None = None,
+        generator: torch.Generator | None = None,
     ) -> None:
         self.drift = _check_drift(drift)
-        self.solver = get_solver(method)
+        self.sde = eps is not None
+        if self.sde and method not in (None, "euler"):
+            raise ValueError(f"with eps set the sampler runs Euler-Maruyama: method must be None or 'euler', got "
+                             f"{method!r}")
+        self.solver = get_solver(method or ("euler" if self.sde else "rk4"))
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        self.generator = generator
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if time_grid is None:
@@ -86,8 +101,17 @@ class Sampler:
         self.backend = backend
         self.check_finite = check_finite
         self.table: CoefficientTable = build_table(self.drift, self.solver, grid)
-        self.layout = StageLayout.for_solver(self.solver)
-        self._matrices = stage_matrices(self.table, self.layout)
+        if self.sde:
+            self.eps = eps
+            eps_fn = _diffusion(eps, self.drift)
+            e = torch.stack([torch.as_tensor(eps_fn(t), dtype=torch.float64).reshape(()) for t in self.table.t[:, 0]])
+            if not (torch.isfinite(e).all() and (e >= 0).all()):
+                raise ValueError(f"eps must be finite and >= 0 on the grid, got {e.tolist()}")
+            self.layout = SDE_LAYOUT
+            self._matrices = sde_matrices(self.drift, self.table, e)
+        else:
+            self.layout = StageLayout.for_solver(self.solver)
+            self._matrices = stage_matrices(self.table, self.layout)
         self._device_tables: dict[tuple, tuple[Tensor, Tensor, Tensor]] = {}
         self._graphs: dict[tuple, tuple] = {}
 
@@ -99,15 +123,20 @@ class Sampler:
     def resolve_backend(self, device: torch.device) -> str:
         """The backend a call on ``device`` uses (``auto`` resolved)."""
         if self.backend == "auto":
-            return "graph" if device.type == "cuda" else "compile"
+            return ("fused" if self.sde else "graph") if device.type == "cuda" else "compile"
         if self.backend == "graph" and device.type != "cuda":
             raise ValueError(f"backend 'graph' needs a CUDA device, got {device}")
+        if self.backend == "graph" and self.sde:
+            raise ValueError("backend 'graph' does not run SDEs (eps set); use 'fused' or 'compile'")
         return self.backend
 
     def __call__(self, x0: Tensor) -> Tensor:
         """Sample from the state ``x0`` at ``t_min`` (shaped ``(B, ...)``); returns the state at ``t_max``."""
         x0 = check_state("x0", x0)
         backend = self.resolve_backend(x0.device)
+        if backend == "eager" and self.sde:
+            return sample_sde(self.drift, x0, eps=self.eps, time_grid=self.grid.to(x0.dtype), denoise=self.denoise,
+                              generator=self.generator, check_finite=self.check_finite)
         if backend == "eager":
             return sample(self.drift, x0, method=self.solver, time_grid=self.grid.to(x0.dtype),
                           denoise=self.denoise, check_finite=self.check_finite)
@@ -152,6 +181,8 @@ class Sampler:
             bufs[name] = torch.empty_like(x)
         S = self.solver.stages
         for n in range(self.table.steps):
+            if self.sde:
+                bufs["xi"] = self._noise(x)
             for i in range(S):
                 bufs["y"] = self._model(bufs["xin"], tm[n, i]).contiguous()
                 ins = [bufs[name] for name in self.layout.inputs[i]]
@@ -163,6 +194,10 @@ class Sampler:
                         bufs[name].copy_(value)
         return self._finish(bufs, extra, use_kernel)
 
+    def _noise(self, x: Tensor) -> Tensor:
+        # drawn exactly as sample_sde draws it, so that a seed gives the same samples on every backend
+        return torch.randn(x.shape, generator=self.generator, device=x.device, dtype=x.dtype)
+
     def _finish(self, bufs: dict[str, Tensor], extra: Tensor, use_kernel: bool) -> Tensor:
         if not self.denoise:
             return bufs["x"]
@@ -172,16 +207,19 @@ class Sampler:
         return lincomb_ref([bufs["xin"], y], extra[:1], 1)[0]
 
     # -- compile: one compiled RK step, coefficients as tensors ---------------------------------------------------
-    def step_function(self, use_op: bool) -> Callable[[Tensor, Tensor, Tensor, Tensor], tuple[Tensor, Tensor]]:
-        """One whole RK step ``(x, xin, M[n], t_model[n]) -> (x, xin)`` built from the model and the fused update.
+    def step_function(self, use_op: bool) -> Callable[..., tuple[Tensor, Tensor]]:
+        """One whole step ``(x, xin, M[n], t_model[n], xi) -> (x, xin)`` built from the model and the fused update.
 
-        ``use_op`` selects the ``fastinterp::lincomb`` custom op (Triton on CUDA) over the plain twin.
+        ``xi`` is the step's Brownian increment (SDE) or None. ``use_op`` selects the ``fastinterp::lincomb``
+        custom op (Triton on CUDA) over the plain twin.
         """
         model, layout, S = self.table.model, self.layout, self.solver.stages
         combine = lincomb_op if use_op else lincomb_ref
 
-        def step(x: Tensor, xin: Tensor, M_n: Tensor, tm_n: Tensor) -> tuple[Tensor, Tensor]:
+        def step(x: Tensor, xin: Tensor, M_n: Tensor, tm_n: Tensor, xi: Tensor | None = None) -> tuple[Tensor, Tensor]:
             bufs = {"x": x, "xin": xin}
+            if xi is not None:
+                bufs["xi"] = xi
             for i in range(S):
                 bufs["y"] = model(bufs["xin"], tm_n[i])
                 _check_output(bufs["y"], bufs["xin"], model)  # metadata only: traced, not a graph break
@@ -193,7 +231,7 @@ class Sampler:
         return step
 
     def _compiled_step(self, use_op: bool) -> Callable:
-        key = (id(self.table.model), self.solver.name, use_op)
+        key = (id(self.table.model), self.solver.name, self.sde, use_op)
         if key not in _COMPILED:
             _COMPILED[key] = torch.compile(self.step_function(use_op), fullgraph=True, dynamic=False)
         return _COMPILED[key]
@@ -204,7 +242,7 @@ class Sampler:
         step = self._compiled_step(use_op=x0.device.type == "cuda")
         x, xin = x0, x0 * extra[1, 1].to(x0.dtype)
         for n in range(self.table.steps):
-            x, xin = step(x, xin, M[n], tm[n])
+            x, xin = step(x, xin, M[n], tm[n], self._noise(x) if self.sde else None)
         return self._finish({"x": x, "xin": xin}, extra, use_kernel=False)
 
     # -- graph: the whole loop captured once per shape ------------------------------------------------------------

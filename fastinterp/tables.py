@@ -26,7 +26,7 @@ from .schedules import Schedule
 from .solvers import ExplicitRK, get_solver
 from .transfer import TransferredModel, transfer_time
 
-__all__ = ["CoefficientTable", "StageLayout", "build_table", "stage_matrices"]
+__all__ = ["SDE_LAYOUT", "CoefficientTable", "StageLayout", "build_table", "sde_matrices", "stage_matrices"]
 
 
 @dataclass(frozen=True)
@@ -199,3 +199,30 @@ def stage_matrices(table: CoefficientTable, layout: StageLayout | None = None) -
             for o, row in enumerate(rows):
                 M[n, i, o, : len(row)] = torch.tensor(row, dtype=torch.float64)
     return M
+
+
+#: Euler-Maruyama: one evaluation per step, reading the Brownian increment ``xi`` as a fifth buffer.
+SDE_LAYOUT = StageLayout(inputs=(("xin", "y", "x", "xi"),), outputs=(("x", "xin"),), kept=())
+
+
+def sde_matrices(drift: Drift, table: CoefficientTable, eps: Tensor) -> Tensor:
+    """Fused Euler-Maruyama updates ``(steps, 1, 2, 4)`` for ``dX = [b + eps s] dt + sqrt(2 eps) dW``.
+
+    With ``k = A x + B y`` (drift) and ``s = A_s x + B_s y`` (score) at the step's start,
+    ``x_new = x + h (k + e s) + sqrt(2 e h) xi`` and ``xin' = s_next x_new``, over inputs ``(xin, y, x, xi)``.
+
+    Args:
+        drift: the drift the ``table`` was built for (with method ``euler``).
+        table: its coefficient table.
+        eps: diffusion at the step start times, shaped ``(steps,)``, float64, ``>= 0``.
+    """
+    if table.solver.stages != 1:
+        raise ValueError(f"Euler-Maruyama needs the one-stage table (method 'euler'), got {table.solver.name!r}")
+    _, _, _, As, Bs = _evaluation_coefficients(drift, table.t, "score")
+    h = table.grid[1:] - table.grid[:-1]
+    e = eps.to(torch.float64).reshape(-1)
+    A, B, scale = table.A[:, 0], table.B[:, 0], table.scale[:, 0]
+    next_scale = torch.cat([table.scale[1:, 0], table.denoise[1].reshape(1)])
+    row = torch.stack([h * (A + e * As[:, 0]) / scale, h * (B + e * Bs[:, 0]), torch.ones_like(h),
+                       torch.sqrt(2 * e * h)], dim=1)
+    return torch.stack([row, next_scale.unsqueeze(1) * row], dim=1).unsqueeze(1)

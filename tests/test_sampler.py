@@ -156,3 +156,31 @@ def test_model_receives_time_as_a_0d_tensor(gen):
     drift = fi.Drift(lambda x, t: (seen.append(type(t)), -x)[1], schedule=fi.Linear())
     fi.Sampler(drift, steps=2, backend="fused")(torch.randn(2, 3, generator=gen))
     assert len(seen) == fi.nfe(2, "rk4") and all(t is torch.Tensor for t in seen)
+
+
+@pytest.mark.parametrize("backend", ["eager", "fused", "compile"])
+@pytest.mark.parametrize("eps", ["optimal", 0.3])
+def test_sde_backends_reproduce_sample_sde_with_the_same_seed(backend, eps, gen):
+    target = _mixture(16)
+    drift = target.drift(fi.Linear(), "velocity").transfer(fi.LipschitzOptimal(1e-2))
+    z = torch.randn(32, 16, generator=gen)
+    kw = dict(steps=30, eps=eps, t_min=0.05, denoise=True)
+    ref = fi.sample_sde(drift, z, generator=torch.Generator().manual_seed(3), **kw)
+    sampler = fi.Sampler(drift, generator=torch.Generator().manual_seed(3), backend=backend, **kw)
+    assert sampler.nfe == 31
+    assert _rel(sampler(z), ref) < 1e-13
+
+
+def test_sde_sampler_errors():
+    drift = _mixture(4).drift(fi.Linear())
+    with pytest.raises(ValueError, match="method must be None or 'euler'"):
+        fi.Sampler(drift, eps=0.1, method="rk4")
+    with pytest.raises(ValueError, match="eps must be"):
+        fi.Sampler(drift, eps=-0.1)
+    with pytest.raises(ValueError, match="eps must be finite and >= 0 on the grid"):
+        fi.Sampler(drift, eps=lambda t: -t)
+    with pytest.raises(TypeError, match="generator"):
+        fi.Sampler(drift, eps=0.1, generator=1)
+    if CUDA:
+        with pytest.raises(ValueError, match="does not run SDEs"):
+            fi.Sampler(drift, eps=0.1, backend="graph")(torch.randn(2, 4, device="cuda"))

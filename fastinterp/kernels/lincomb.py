@@ -127,9 +127,18 @@ def lincomb_ref(inputs: list[Tensor], coef: Tensor, num_out: int) -> list[Tensor
     """Plain-torch twin of :func:`lincomb`, returning new tensors (same math: fp32, or fp64 for fp64 storage)."""
     _check(inputs, coef, num_out)
     ct = torch.float64 if inputs[0].dtype == torch.float64 else torch.float32
-    c = coef.to(ct)
     vals = [v.to(ct) for v in inputs]
     out = []
+    if coef.device.type == "cpu" and not torch.compiler.is_compiling():
+        # eager on CPU: Python scalars let each term be one fused multiply-add pass, no temporaries
+        c = coef.to(ct).tolist()
+        for o in range(num_out):
+            acc = vals[0] * c[o][0]
+            for i in range(1, len(vals)):
+                acc.add_(vals[i], alpha=c[o][i])
+            out.append(acc.to(inputs[0].dtype))
+        return out
+    c = coef.to(ct)  # on a device (or traced): tensor scalars, no host synchronisation
     for o in range(num_out):
         acc = c[o, 0] * vals[0]
         for i in range(1, len(vals)):
