@@ -151,8 +151,9 @@ def bench_sampling(sizes, steps, device, dtype, echo) -> None:
                 backends = ["eager", "fused", "compile"] + (["graph"] if device.type == "cuda" else [])
                 compile_seconds = {}
                 for backend in backends:
-                    sampler = fi.Sampler(drift, steps=steps, backend=backend, t_min=T_MIN, t_max=T_MAX,
-                                         check_finite=False)
+                    sampler = fi.Sampler(
+                        drift, steps=steps, backend=backend, t_min=T_MIN, t_max=T_MAX, check_finite=False
+                    )
                     if backend in ("compile", "graph"):
                         start = time.perf_counter()
                         sampler(x)
@@ -164,8 +165,10 @@ def bench_sampling(sizes, steps, device, dtype, echo) -> None:
                 overhead = (sec - nfe * t_model) / nfe * 1e6
                 vs_fm = f"{seconds['flow_matching'] / sec:.2f}x" if "flow_matching" in seconds else "n/a"
                 label = name + (f" (compile {compile_seconds[name]:.1f} s)" if name in compile_seconds else "")
-                echo(f"| {model_name} | {n:.0e} | {label} | {batch / sec:,.0f} | {nfe / sec:,.0f} | "
-                     f"{overhead:,.1f} | {vs_fm} | {seconds['naive'] / sec:.2f}x |")
+                echo(
+                    f"| {model_name} | {n:.0e} | {label} | {batch / sec:,.0f} | {nfe / sec:,.0f} | "
+                    f"{overhead:,.1f} | {vs_fm} | {seconds['naive'] / sec:.2f}x |"
+                )
 
 
 def bench_bandwidth(sizes, device, dtype, echo) -> None:
@@ -206,8 +209,10 @@ def main(argv=None) -> None:
         print(line, flush=True)
         lines.append(line)
 
-    echo(f"# fastinterp sampling benchmark\n\nmachine: {machine()}; torch {torch.__version__}; fp32; "
-         f"{time.strftime('%Y-%m-%d')}")
+    echo(
+        f"# fastinterp sampling benchmark\n\nmachine: {machine()}; torch {torch.__version__}; fp32; "
+        f"{time.strftime('%Y-%m-%d')}"
+    )
     bench_sampling(sizes, args.steps, device, dtype, echo)
     bench_bandwidth(sizes + ([int(1.6e7)] if device.type == "cuda" else []), device, dtype, echo)
     if args.out:

@@ -1,4 +1,4 @@
-"""Regression suite (pytest-benchmark): ``pytest benchmarks/ --benchmark-only``; compare runs with --benchmark-compare."""
+"""Regression suite (pytest-benchmark): ``pytest benchmarks/ --benchmark-only``; compare with --benchmark-compare."""
 
 import pytest
 import torch

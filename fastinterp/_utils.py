@@ -31,8 +31,10 @@ def expand_like(c: Tensor | float, x: Tensor) -> Tensor | float:
         return c.reshape(c.shape[0], *([1] * (x.ndim - 1)))
     if c.shape == x.shape:
         return c
-    raise ValueError(f"t must be a scalar or shaped (batch,) = ({x.shape[0] if x.ndim else ''},), "
-                     f"got shape {tuple(c.shape)} for a state shaped {tuple(x.shape)}")
+    raise ValueError(
+        f"t must be a scalar or shaped (batch,) = ({x.shape[0] if x.ndim else ''},), "
+        f"got shape {tuple(c.shape)} for a state shaped {tuple(x.shape)}"
+    )
 
 
 def check_state(name: str, x: object) -> Tensor:

@@ -109,7 +109,7 @@ def _plot(path: Path, finals: dict, spectra: dict, resolutions: tuple[int, ...])
     ax.set_title("1000-D mixture, 1 RK4 step")
     ax.set_xlabel("projection on (1,...,1)/sqrt(d)")
     ax.legend(fontsize=7)
-    for ax, n in zip(axes[1:], resolutions):
+    for ax, n in zip(axes[1:], resolutions, strict=True):
         for (res, label, steps), e in spectra.items():
             if res != n:
                 continue
@@ -143,14 +143,15 @@ def run_demo(
     """
     generator = torch.Generator().manual_seed(seed)
     echo(f"fastinterp demo (float64, exact drifts, device {device})\n")
-    echo(f"1) 1000-D mixture 0.3 N(+1, I) + 0.7 N(-1, I), {mixture_samples} samples, ONE RK4 step on "
-         "[1e-3, 1-1e-3]")
+    echo(f"1) 1000-D mixture 0.3 N(+1, I) + 0.7 N(-1, I), {mixture_samples} samples, ONE RK4 step on [1e-3, 1-1e-3]")
     mix_rows, finals = _mixture_rows(mixture_samples, generator, device)
     echo(f"   {'schedule':<44} {'NFE':>4} {'minority weight':>16}   (exact 0.300; paper: ~0.30 optimal)")
     for r in mix_rows:
         echo(f"   {r.label:<44} {r.nfe:>4} {r.value:>16.3f}")
-    echo(f"\n2) Gaussian random fields (s=3, tau=1), {field_samples} samples, RK4 on [1e-4, 1-1e-4]; "
-         "error = mean |log10 E(k)/E_target(k)| over shells")
+    echo(
+        f"\n2) Gaussian random fields (s=3, tau=1), {field_samples} samples, RK4 on [1e-4, 1-1e-4]; "
+        "error = mean |log10 E(k)/E_target(k)| over shells"
+    )
     field_res, spectra = _field_rows(resolutions, field_samples, generator, device)
     echo(f"   {'n':>4} {'lam*':>9}  {'schedule':<40} {'steps':>5} {'NFE':>4} {'error':>8} {'seconds':>8}")
     for n, lam, rows in field_res:

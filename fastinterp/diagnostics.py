@@ -65,7 +65,7 @@ def radial_spectrum(fields: Tensor, dim: int = 2) -> Tensor:
     if fields.ndim < dim:
         raise ValueError(f"fields must have at least dim={dim} axes, got shape {tuple(fields.shape)}")
     u = torch.fft.fftn(fields, dim=tuple(range(-dim, 0)), norm="ortho")
-    power = (u.real**2 + u.imag**2).reshape(-1, *fields.shape[fields.ndim - dim:]).mean(0)
+    power = (u.real**2 + u.imag**2).reshape(-1, *fields.shape[fields.ndim - dim :]).mean(0)
     return shell_sum(power, dim)
 
 
@@ -195,10 +195,10 @@ def estimate_lam(data: Tensor, *, method: str = "covariance", dim: int = 2) -> f
         return float(ev[0] / ev[-1])
     if method == "fourier":
         if dim not in (1, 2) or data.ndim < dim + 1:
-            raise ValueError(f"dim must be 1 or 2 with data shaped (n, *grid), got dim={dim!r}, shape "
-                             f"{tuple(data.shape)}")
+            raise ValueError(
+                f"dim must be 1 or 2 with data shaped (n, *grid), got dim={dim!r}, shape {tuple(data.shape)}"
+            )
         u = torch.fft.fftn(x, dim=tuple(range(-dim, 0)), norm="ortho")
         power = (u.real**2 + u.imag**2).reshape(-1, *x.shape[-dim:]).mean(0).flatten()[1:]
         return float(power.min() / power.max())
     raise ValueError(f"method must be 'covariance' or 'fourier', got {method!r}")
-

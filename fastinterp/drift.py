@@ -107,4 +107,3 @@ def _check_output(y: object, x: Tensor, model: object) -> None:
             f"model output must match the state: expected shape {tuple(x.shape)}, dtype {x.dtype}, device "
             f"{x.device}; got shape {tuple(y.shape)}, dtype {y.dtype}, device {y.device}"
         )
-

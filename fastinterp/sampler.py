@@ -82,8 +82,9 @@ class Sampler:
         self.drift = _check_drift(drift)
         self.sde = eps is not None
         if self.sde and method not in (None, "euler"):
-            raise ValueError(f"with eps set the sampler runs Euler-Maruyama: method must be None or 'euler', got "
-                             f"{method!r}")
+            raise ValueError(
+                f"with eps set the sampler runs Euler-Maruyama: method must be None or 'euler', got {method!r}"
+            )
         self.solver = get_solver(method or ("euler" if self.sde else "rk4"))
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
@@ -135,11 +136,24 @@ class Sampler:
         x0 = check_state("x0", x0)
         backend = self.resolve_backend(x0.device)
         if backend == "eager" and self.sde:
-            return sample_sde(self.drift, x0, eps=self.eps, time_grid=self.grid.to(x0.dtype), denoise=self.denoise,
-                              generator=self.generator, check_finite=self.check_finite)
+            return sample_sde(
+                self.drift,
+                x0,
+                eps=self.eps,
+                time_grid=self.grid.to(x0.dtype),
+                denoise=self.denoise,
+                generator=self.generator,
+                check_finite=self.check_finite,
+            )
         if backend == "eager":
-            return sample(self.drift, x0, method=self.solver, time_grid=self.grid.to(x0.dtype),
-                          denoise=self.denoise, check_finite=self.check_finite)
+            return sample(
+                self.drift,
+                x0,
+                method=self.solver,
+                time_grid=self.grid.to(x0.dtype),
+                denoise=self.denoise,
+                check_finite=self.check_finite,
+            )
         if backend == "graph":
             out = self._run_graph(x0)
         elif backend == "compile":
@@ -190,7 +204,7 @@ class Sampler:
                 if use_kernel:
                     lincomb(ins, M[n, i], [bufs[name] for name in names])
                 else:
-                    for name, value in zip(names, lincomb_ref(ins, M[n, i], len(names))):
+                    for name, value in zip(names, lincomb_ref(ins, M[n, i], len(names)), strict=True):
                         bufs[name].copy_(value)
         return self._finish(bufs, extra, use_kernel)
 
@@ -225,7 +239,7 @@ class Sampler:
                 _check_output(bufs["y"], bufs["xin"], model)  # metadata only: traced, not a graph break
                 names = layout.outputs[i]
                 outs = combine([bufs[name] for name in layout.inputs[i]], M_n[i], len(names))
-                bufs.update(zip(names, outs))
+                bufs.update(zip(names, outs, strict=True))
             return bufs["x"], bufs["xin"]
 
         return step

@@ -110,8 +110,17 @@ def sample(
     if backend != "eager":
         from .sampler import Sampler
 
-        sampler = Sampler(drift, steps=steps, method=method, t_min=t_min, t_max=t_max, time_grid=time_grid,
-                          denoise=denoise, backend=backend, check_finite=check_finite)
+        sampler = Sampler(
+            drift,
+            steps=steps,
+            method=method,
+            t_min=t_min,
+            t_max=t_max,
+            time_grid=time_grid,
+            denoise=denoise,
+            backend=backend,
+            check_finite=check_finite,
+        )
         return sampler(x0)
     drift = _check_drift(drift)
     x = check_state("x0", x0)

@@ -242,8 +242,10 @@ def _pchip_slopes(x: Tensor, y: Tensor) -> Tensor:
     w2 = h[1:] + 2 * h[:-1]
     same_sign = (delta[:-1] * delta[1:]) > 0
     # Weighted harmonic mean of neighbouring secants; zero at local extrema keeps the interpolant monotone.
-    harmonic = (w1 + w2) / (w1 / torch.where(same_sign, delta[:-1], torch.ones_like(delta[:-1]))
-                            + w2 / torch.where(same_sign, delta[1:], torch.ones_like(delta[1:])))
+    harmonic = (w1 + w2) / (
+        w1 / torch.where(same_sign, delta[:-1], torch.ones_like(delta[:-1]))
+        + w2 / torch.where(same_sign, delta[1:], torch.ones_like(delta[1:]))
+    )
     d[1:-1] = torch.where(same_sign, harmonic, torch.zeros_like(harmonic))
 
     def end_slope(h0: Tensor, h1: Tensor, m0: Tensor, m1: Tensor) -> Tensor:
@@ -298,8 +300,9 @@ class Tabulated(Schedule):
         t = torch.as_tensor(t, dtype=torch.float64).flatten()
         beta = torch.as_tensor(beta, dtype=torch.float64).flatten()
         if t.numel() < 2 or beta.shape != t.shape:
-            raise ValueError(f"t and beta must be 1-D with the same length >= 2, got {tuple(t.shape)} and "
-                             f"{tuple(beta.shape)}")
+            raise ValueError(
+                f"t and beta must be 1-D with the same length >= 2, got {tuple(t.shape)} and {tuple(beta.shape)}"
+            )
         if not (torch.isfinite(t).all() and torch.isfinite(beta).all()):
             raise ValueError("t and beta must be finite")
         if not (t[1:] > t[:-1]).all() or t[0] != 0 or t[-1] != 1:
@@ -367,6 +370,7 @@ class Custom(Schedule):
         for name, v in (("alpha", alpha), ("beta", beta), ("dalpha", dalpha), ("dbeta", dbeta)):
             if not isinstance(v, Tensor) or v.shape != t.shape:
                 got = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
-                raise ValueError(f"custom schedule's {name}(t) must return a tensor shaped like t "
-                                 f"{tuple(t.shape)}, got {got}")
+                raise ValueError(
+                    f"custom schedule's {name}(t) must return a tensor shaped like t {tuple(t.shape)}, got {got}"
+                )
         return ScheduleOutput(alpha, beta, dalpha, dbeta)

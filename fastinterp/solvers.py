@@ -60,13 +60,13 @@ class ExplicitRK:
         ks: list[Tensor] = []
         for i in range(self.stages):
             xi = x
-            for aij, kj in zip(self.a[i], ks):
+            for aij, kj in zip(self.a[i], ks, strict=True):
                 if aij != 0.0:
                     xi = xi + (aij * h) * kj
             ti = t + self.c[i] * h if self.c[i] != 0.0 else t
             ks.append(f(xi, ti))
         out = x
-        for bi, ki in zip(self.b, ks):
+        for bi, ki in zip(self.b, ks, strict=True):
             if bi != 0.0:
                 out = out + (bi * h) * ki
         return out

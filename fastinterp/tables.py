@@ -169,7 +169,7 @@ def stage_matrices(table: CoefficientTable, layout: StageLayout | None = None) -
             k["xin"] = float(table.A[n, i] / table.scale[n, i])
             k["y"] = float(table.B[n, i])
 
-            def combo(base: dict[str, float], coef_k_i: float, extra: dict[str, float]) -> list[float]:
+            def combo(base: dict[str, float], coef_k_i: float, extra: dict[str, float], k=k, ins=ins) -> list[float]:
                 row = dict(base)
                 for name, v in extra.items():
                     row[name] = row.get(name, 0.0) + v
@@ -223,6 +223,7 @@ def sde_matrices(drift: Drift, table: CoefficientTable, eps: Tensor) -> Tensor:
     e = eps.to(torch.float64).reshape(-1)
     A, B, scale = table.A[:, 0], table.B[:, 0], table.scale[:, 0]
     next_scale = torch.cat([table.scale[1:, 0], table.denoise[1].reshape(1)])
-    row = torch.stack([h * (A + e * As[:, 0]) / scale, h * (B + e * Bs[:, 0]), torch.ones_like(h),
-                       torch.sqrt(2 * e * h)], dim=1)
+    row = torch.stack(
+        [h * (A + e * As[:, 0]) / scale, h * (B + e * Bs[:, 0]), torch.ones_like(h), torch.sqrt(2 * e * h)], dim=1
+    )
     return torch.stack([row, next_scale.unsqueeze(1) * row], dim=1).unsqueeze(1)

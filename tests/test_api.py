@@ -29,8 +29,18 @@ def test_native_core_reports_its_build():
 
 
 def test_demo_command_prints_both_tables(tmp_path, capsys):
-    argv = ["demo", "--out", str(tmp_path), "--mixture-samples", "1000", "--field-samples", "8",
-            "--resolutions", "16", "32"]
+    argv = [
+        "demo",
+        "--out",
+        str(tmp_path),
+        "--mixture-samples",
+        "1000",
+        "--field-samples",
+        "8",
+        "--resolutions",
+        "16",
+        "32",
+    ]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "minority weight" in out and "MixtureOptimal" in out and "LipschitzOptimal" in out

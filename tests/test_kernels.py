@@ -30,7 +30,7 @@ def test_kernel_equals_twin(dtype, n, ni, no):
     # fp32 -> bf16 instead of rounding to nearest). Accumulation error scales with sum |c_i v_i|, not the result.
     unit = {torch.bfloat16: 2**-7, torch.float16: 2**-10, torch.float32: 2**-23, torch.float64: 2**-52}[dtype]
     math_eps = 2**-52 if dtype == torch.float64 else 2**-24
-    for o, (got, ref) in enumerate(zip(outs, lincomb_ref(inputs, coef, no))):
+    for o, (got, ref) in enumerate(zip(outs, lincomb_ref(inputs, coef, no), strict=True)):
         scale = sum(coef[o, i].abs() * inputs[i].double().abs() for i in range(ni))
         tol = unit * ref.double().abs() + 2 * ni * math_eps * scale
         assert ((got.double() - ref.double()).abs() <= tol).all()
@@ -62,7 +62,7 @@ def test_low_precision_error_at_most_twice_the_plain_reference(dtype):
 def test_custom_op_registration():
     inputs, coef = _case(257, 3, 2, torch.float32)
     torch.library.opcheck(lincomb_op, (inputs, coef, 2))
-    for a, b in zip(lincomb_op(inputs, coef, 2), lincomb_ref(inputs, coef, 2)):
+    for a, b in zip(lincomb_op(inputs, coef, 2), lincomb_ref(inputs, coef, 2), strict=True):
         torch.testing.assert_close(a, b)
 
 

@@ -50,8 +50,10 @@ def test_backends_agree_in_float32_on_mixture_and_field(backend, gen):
     field = fi.targets.GaussianRandomField(16)
     cases = [
         (mixture.drift(fi.Linear(), "velocity").transfer(fi.MixtureOptimal(8.0)), torch.randn(32, 64, generator=gen)),
-        (field.drift(fi.Linear(), "velocity").transfer(fi.LipschitzOptimal(field.nyquist_ratio())),
-         torch.randn(8, 16, 16, generator=gen)),
+        (
+            field.drift(fi.Linear(), "velocity").transfer(fi.LipschitzOptimal(field.nyquist_ratio())),
+            torch.randn(8, 16, 16, generator=gen),
+        ),
     ]
     for drift, z in cases:
         oracle = fi.sample(drift, z, steps=10)  # float64

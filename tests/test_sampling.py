@@ -47,8 +47,10 @@ def field_errors():
         linear = field.drift(fi.Linear(), prediction="velocity")
         lip = linear.transfer(fi.LipschitzOptimal(field.nyquist_ratio()))
         kw = dict(steps=19, method="rk4", t_min=1e-4, t_max=1 - 1e-4)
-        out[n] = (field_spectrum_error(fi.sample(lip, z, **kw), field),
-                  field_spectrum_error(fi.sample(linear, z, **kw), field))
+        out[n] = (
+            field_spectrum_error(fi.sample(lip, z, **kw), field),
+            field_spectrum_error(fi.sample(linear, z, **kw), field),
+        )
     return out
 
 

@@ -62,7 +62,7 @@ def test_lipschitz_optimal_is_continuous_at_one():
     limit = fi.LipschitzOptimal(1.0)(t)
     for lam in (1 - 1e-10, 1 + 1e-10):
         near = fi.LipschitzOptimal(lam)(t)
-        for a, b in zip(near, limit):
+        for a, b in zip(near, limit, strict=True):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=0)
 
 

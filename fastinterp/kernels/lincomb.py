@@ -92,8 +92,10 @@ def _check(inputs: list[Tensor], coef: Tensor, num_out: int) -> None:
     first = inputs[0]
     for j, v in enumerate(inputs):
         if v.shape != first.shape or v.dtype != first.dtype or v.device != first.device:
-            raise ValueError(f"lincomb input {j} is {tuple(v.shape)} {v.dtype} {v.device}; expected "
-                             f"{tuple(first.shape)} {first.dtype} {first.device} like input 0")
+            raise ValueError(
+                f"lincomb input {j} is {tuple(v.shape)} {v.dtype} {v.device}; expected "
+                f"{tuple(first.shape)} {first.dtype} {first.device} like input 0"
+            )
     if coef.ndim != 2 or coef.shape[0] < num_out or coef.shape[1] < len(inputs):
         raise ValueError(f"coef must be at least ({num_out}, {len(inputs)}), got {tuple(coef.shape)}")
 

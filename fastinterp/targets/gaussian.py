@@ -51,7 +51,9 @@ class Gaussian(Target):
         try:
             var = torch.broadcast_to(var, mean.shape).clone()
         except RuntimeError:
-            raise ValueError(f"var shaped {tuple(var.shape)} does not broadcast to mean's {tuple(mean.shape)}") from None
+            raise ValueError(
+                f"var shaped {tuple(var.shape)} does not broadcast to mean's {tuple(mean.shape)}"
+            ) from None
         if not (torch.isfinite(var).all() and (var > 0).all() and torch.isfinite(mean).all()):
             raise ValueError("var must be finite and > 0 and mean finite")
         self.mean, self.var = mean, var
@@ -82,6 +84,6 @@ class Gaussian(Target):
         return -(x - self.mean.to(x)) / self.var.to(x)
 
     def lipschitz_profile(self, schedule: Schedule, t: Tensor) -> Tensor:
-        """Exact ``|grad b_t|_F^2 = sum_k c_k(t)^2`` (constant in x for a Gaussian) at times ``t``; shaped like ``t``."""
+        """Exact ``|grad b_t|_F^2 = sum_k c_k(t)^2`` (constant in x for a Gaussian) at times ``t``, shaped like t."""
         rates = drift_rates(self.var.flatten().to(t), schedule(t))
         return (rates * rates).sum(-1)
