@@ -20,6 +20,8 @@ from .diagnostics import (
     shell_sum,
 )
 from .drift import Drift
+from .interpolants import GAMMAS, Interpolant, interpolant_loss
+from .likelihood import divergence, log_prob
 from .predictions import PREDICTIONS, conversion_coefficients
 from .sampler import BACKENDS, Sampler
 from .sampling import nfe, sample, sample_sde, time_grid
@@ -41,12 +43,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BACKENDS",
+    "GAMMAS",
     "PREDICTIONS",
     "SOLVERS",
     "CoefficientTable",
     "Custom",
     "Drift",
     "ExplicitRK",
+    "Interpolant",
     "Linear",
     "LipschitzOptimal",
     "MixtureOptimal",
@@ -59,11 +63,14 @@ __all__ = [
     "averaged_lipschitz",
     "build_table",
     "conversion_coefficients",
+    "divergence",
     "estimate_lam",
     "get_solver",
+    "interpolant_loss",
     "jacobian_sq_norm",
     "kernels",
     "lipschitz_profile",
+    "log_prob",
     "nfe",
     "radial_spectrum",
     "sample",
