@@ -165,7 +165,7 @@ def averaged_lipschitz(
     return torch.trapezoid(prof, t.to(prof.device))
 
 
-def estimate_lam(data: Tensor, *, method: str = "covariance", dim: int = 2) -> float:
+def estimate_lam(data: Tensor, *, method: str = "covariance", dim: int = 2, reference: str = "max") -> float:
     """Estimate the spectral ratio ``lam*`` for :class:`~fastinterp.LipschitzOptimal` from data samples.
 
     - ``"covariance"``: ``lambda_min / lambda_max`` of the sample covariance of the flattened samples
@@ -174,14 +174,19 @@ def estimate_lam(data: Tensor, *, method: str = "covariance", dim: int = 2) -> f
       ``dim`` axes), then its minimum over nonzero modes divided by its maximum: the stiffest mode's ratio.
       Modes are independent for stationary fields, so this needs far fewer samples.
 
-    With data normalised so that the largest mode has the base's variance (as the Gaussian-field convention
-    does), these ratios are the target/base ratios of REFERENCE section 3.
+    ``reference="max"`` divides by the largest mode (right when the data are scaled so that their largest mode
+    has the base's variance, as the Gaussian-field convention is); ``reference="base"`` divides by the white
+    base's variance 1 instead: the target/base ratio of REFERENCE section 3 for data in the units the model sees
+    (e.g. normalised by their standard deviation).
 
     Args:
         data: samples shaped ``(n, ...)``.
         method: ``"covariance"`` or ``"fourier"``.
         dim: spatial dimensions for ``"fourier"``.
+        reference: ``"max"`` or ``"base"``.
     """
+    if reference not in ("max", "base"):
+        raise ValueError(f"reference must be 'max' or 'base', got {reference!r}")
     if not isinstance(data, Tensor) or not data.is_floating_point() or data.ndim < 2:
         raise ValueError("data must be a floating tensor shaped (n_samples, ...)")
     if data.shape[0] < 2:
@@ -192,7 +197,7 @@ def estimate_lam(data: Tensor, *, method: str = "covariance", dim: int = 2) -> f
         xf = xf - xf.mean(0)
         cov = xf.T @ xf / (xf.shape[0] - 1)
         ev = torch.linalg.eigvalsh(cov).clamp(min=0)
-        return float(ev[0] / ev[-1])
+        return float(ev[0] / (ev[-1] if reference == "max" else 1.0))
     if method == "fourier":
         if dim not in (1, 2) or data.ndim < dim + 1:
             raise ValueError(
@@ -200,5 +205,5 @@ def estimate_lam(data: Tensor, *, method: str = "covariance", dim: int = 2) -> f
             )
         u = torch.fft.fftn(x, dim=tuple(range(-dim, 0)), norm="ortho")
         power = (u.real**2 + u.imag**2).reshape(-1, *x.shape[-dim:]).mean(0).flatten()[1:]
-        return float(power.min() / power.max())
+        return float(power.min() / (power.max() if reference == "max" else 1.0))
     raise ValueError(f"method must be 'covariance' or 'fourier', got {method!r}")

@@ -94,7 +94,7 @@ class GaussianRandomField(Target):
     def sample(self, n: int, *, generator: torch.Generator | None = None, device=None) -> Tensor:
         """``n`` exact samples shaped ``(n, *event_shape)``."""
         xi = torch.randn((n, *self.event_shape), generator=generator, dtype=self.dtype, device=device)
-        return self._filter(xi, self._spectrum(half=True).sqrt())
+        return self._filter(xi, self._spectrum(half=True).sqrt().to(device=xi.device, dtype=self.dtype))
 
     def _filter(self, x: Tensor, multiplier: Tensor) -> Tensor:
         xh = torch.fft.rfftn(x, dim=self._dims, norm="ortho")
