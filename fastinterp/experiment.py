@@ -64,7 +64,8 @@ class ExperimentReport:
 
     def table(self) -> str:
         return (
-            f"dataset {self.dataset} ({self.preset}), lam* = {self.lam:.3g}, RK4 {self.nfe // 4} steps ({self.nfe} NFE)\n"
+            f"dataset {self.dataset} ({self.preset}), lam* = {self.lam:.3g}, "
+            f"RK4 {self.nfe // 4} steps ({self.nfe} NFE)\n"
             f"  spectrum error (mean |log10 E/E_heldout|):  Linear {self.error_linear:.3f}   "
             f"LipschitzOptimal {self.error_lipschitz:.3f}\n"
             f"  training: {self.train_seconds:.0f} s, final loss {self.final_loss:.4g}"
