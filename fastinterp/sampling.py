@@ -125,9 +125,6 @@ def sample(
     drift = _check_drift(drift)
     x = check_state("x0", x0)
     solver = get_solver(method)
-    if time_grid is None:
-        check_int("steps", steps, 1)
-        check_interval(t_min, t_max)
     grid = _grid_for(x, steps, t_min, t_max, time_grid)
     watch = _FiniteWatch(x, check_finite)
     for i in range(grid.numel() - 1):
@@ -192,9 +189,6 @@ def sample_sde(
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     eps_fn = _diffusion(eps, drift)
-    if time_grid is None:
-        check_int("steps", steps, 1)
-        check_interval(t_min, t_max)
     grid = _grid_for(x, steps, t_min, t_max, time_grid)
     watch = _FiniteWatch(x, check_finite)
     for i in range(grid.numel() - 1):

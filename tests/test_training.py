@@ -125,7 +125,7 @@ def test_cli_train_and_experiment(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_grf_cpu_experiment_lipschitz_beats_linear(tmp_path):
-    """The paper's claim with a trained network (about 15 minutes on 2 cores)."""
+    """The paper's claim with a trained network (3-5 minutes on 2 cores)."""
     from fastinterp.experiment import run_experiment
 
     report = run_experiment("grf", preset="cpu", out=tmp_path, progress=False)
