@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "pde_bind.hpp"
+
 namespace py = pybind11;
 
 #ifndef FASTINTERP_VERSION
@@ -28,10 +30,18 @@ static py::dict build_info() {
 #else
   info["openmp"] = false;
 #endif
+#if defined(FASTINTERP_HAVE_FFTW)
+  info["fftw"] = true;
+#else
+  info["fftw"] = false;
+#endif
   return info;
 }
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastinterp native core";
   m.def("build_info", &build_info, "How the native core was built: version, compiler, C++ standard, OpenMP.");
+  bind_fft(m);
+  bind_fields(m);
+  bind_navier_stokes(m);
 }

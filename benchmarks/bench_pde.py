@@ -1,0 +1,194 @@
+"""PDE engine benchmark: stochastic Navier-Stokes steps/s, FFT pairs, thread scaling, Gaussian fields/s.
+
+    python benchmarks/bench_pde.py [--quick] [--out benchmarks/results/pde_cpu.md]
+
+Prints one markdown report naming the machine and writes it to --out. Baselines are measured in the same run:
+a numpy implementation of the same schemes (scipy.fft with workers=1 when installed, else numpy.fft) and, when
+the extension was built with it, FFTW.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import time
+
+import numpy as np
+
+from fastinterp import _core
+from fastinterp.pde import GaussianField, NavierStokes2D
+
+try:
+    import scipy.fft as _sfft
+
+    def rfft2(x):
+        return _sfft.rfft2(x, workers=1)
+
+    def irfft2(x, s):
+        return _sfft.irfft2(x, s=s, workers=1)
+
+    FFT_NAME = "scipy.fft (pocketfft, workers=1)"
+except ImportError:  # pragma: no cover
+    rfft2, irfft2, FFT_NAME = np.fft.rfft2, (lambda x, s: np.fft.irfft2(x, s=s)), "numpy.fft"
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+class NumpyNS:
+    """The same dealiased pseudo-spectral schemes in numpy (the baseline, one trajectory)."""
+
+    def __init__(self, ns: NavierStokes2D) -> None:
+        n = self.n = ns.n
+        kx = np.fft.fftfreq(n, 1.0 / n)[:, None]
+        ky = np.fft.rfftfreq(n, 1.0 / n)[None, :]
+        k2 = kx**2 + ky**2
+        kmax = (n - 1) // 3
+        self.keep = ((np.abs(kx) <= kmax) & (ky <= kmax)).astype(float)
+        self.ikx, self.iky = 1j * kx, 1j * ky
+        self.inv_k2 = np.where(k2 > 0, 1 / np.maximum(k2, 1), 0.0) * self.keep
+        rate = ns.nu * k2 + ns.alpha
+        self.lin = 1 / (1 + ns.dt * rate) if ns.scheme == "em_imex" else np.exp(-rate * ns.dt)
+        self.scheme, self.dt, self.eps = ns.scheme, ns.dt, ns.eps
+        x = 2 * np.pi * np.arange(n) / n
+        X, Y = np.meshgrid(x, x, indexing="ij")
+        fs = [np.sin(6 * X), np.cos(7 * X), np.sin(5 * (X + Y)), np.cos(8 * (X + Y)),
+              np.cos(6 * X), np.sin(7 * X), np.cos(5 * (X + Y)), np.sin(8 * (X + Y))][: ns.modes]  # fmt: skip
+        self.F = np.stack([rfft2(f) for f in fs])
+
+    def nonlinear(self, w):
+        s = (self.n, self.n)
+        wk = w * self.keep
+        psi = wk * self.inv_k2
+        u, v = irfft2(self.iky * psi, s), irfft2(-self.ikx * psi, s)
+        wx, wy = irfft2(self.ikx * wk, s), irfft2(self.iky * wk, s)
+        return -self.keep * rfft2(u * wx + v * wy)
+
+    def step(self, w, dW):
+        xi = self.eps * np.tensordot(dW, self.F, 1)
+        n1 = self.nonlinear(w)
+        if self.scheme == "em_imex":
+            return (w + self.dt * n1 + xi) * self.lin
+        s = w + (self.dt / 2) * n1 + xi
+        return self.lin * s + (self.dt / 2) * self.nonlinear(self.lin * (s + (self.dt / 2) * n1))
+
+
+def timeit(fn, min_time: float) -> float:
+    """Seconds per call: warm up once, then repeat until min_time has passed; best of 3 batches."""
+    fn()
+    best = math.inf
+    for _ in range(3):
+        reps, t0 = 0, time.perf_counter()
+        while True:
+            fn()
+            reps += 1
+            el = time.perf_counter() - t0
+            if el >= min_time / 3:
+                break
+        best = min(best, el / reps)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="shorter timings (smoke run)")
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "pde_cpu.md"))
+    args = ap.parse_args()
+    T = 0.6 if args.quick else 3.0
+    n = 128
+    lines = []
+
+    def out(s=""):
+        print(s, flush=True)
+        lines.append(s)
+
+    info = _core.build_info()
+    out("# PDE engine benchmark (CPU)")
+    out()
+    out(f"- machine: {cpu_name()}, {os.cpu_count()} logical cores visible, {platform.system()} {platform.machine()}")
+    out(f"- build: {info['compiler']}, FFT backends {_core.fft_backends()}; baseline FFT {FFT_NAME}, numpy "
+        f"{np.__version__}; python {platform.python_version()}")  # fmt: skip
+    out(f"- load average at start: {os.getloadavg()[0]:.2f} (shared machines make every rate noisy)")
+    out()
+
+    out(f"## Stochastic Navier-Stokes {n}^2, float64, one thread")
+    out()
+    out("| scheme | dt | C++ steps/s | numpy steps/s | ratio | C++ time units/s |")
+    out("|---|---|---|---|---|---|")
+    rng = np.random.default_rng(0)
+    for scheme, dt in [("em_imex", 1e-4), ("if_heun", 5e-3)]:
+        ns = NavierStokes2D(n, dt=dt, scheme=scheme)
+        s0 = ns.initial_state(1, seed=0)
+        steps = 200
+        t_cpp = timeit(lambda: ns.integrate(s0, steps, seed=1), T) / steps
+        ref = NumpyNS(ns)
+        w = s0[0].copy()
+        dW = rng.standard_normal(8) * math.sqrt(dt)
+        t_np = timeit(lambda: ref.step(w, dW), T)
+        out(f"| {scheme} | {dt:g} | {1 / t_cpp:,.0f} | {1 / t_np:,.0f} | {t_np / t_cpp:.1f}x | {dt / t_cpp:,.2f} |")
+    out()
+
+    out(f"## FFT: one r2c + c2r pair at {n}^2")
+    out()
+    out("| implementation | float64 us | float32 us |")
+    out("|---|---|---|")
+    reps = 300 if args.quick else 2000
+    row = lambda name, f64, f32: out(f"| {name} | {f64 * 1e6:.1f} | {f32 * 1e6:.1f} |")  # noqa: E731
+    ours = [min(_core.fft_bench_pair(n, n, reps, dtype=d) for _ in range(3)) for d in ("float64", "float32")]
+    row("fastinterp builtin (timed in C++)", *ours)
+    if "fftw" in _core.fft_backends():
+        raw = [min(_core.fft_bench_pair(n, n, reps, backend="fftw_raw", dtype=d) for _ in range(3))
+               for d in ("float64", "float32")]  # fmt: skip
+        row("FFTW 3 FFTW_MEASURE, interleaved (timed in C++)", *raw)
+        split = [min(_core.fft_bench_pair(n, n, reps, backend="fftw", dtype=d) for _ in range(3))
+                 for d in ("float64", "float32")]  # fmt: skip
+        row("FFTW 3 behind our split-plane interface (copies)", *split)
+    x64 = np.random.default_rng(1).standard_normal((n, n))
+    x32 = x64.astype(np.float32)
+    for name, f, g in [("numpy.fft", np.fft.rfft2, lambda X: np.fft.irfft2(X, s=(n, n))),
+                       (FFT_NAME, rfft2, lambda X: irfft2(X, (n, n)))]:  # fmt: skip
+        row(name + " (from Python)", timeit(lambda: g(f(x64)), T / 3), timeit(lambda: g(f(x32)), T / 3))
+    if "fftw" in _core.fft_backends():
+        out()
+        out(f"builtin / FFTW (raw) per pair: float64 {ours[0] / raw[0]:.2f}x, float32 {ours[1] / raw[1]:.2f}x")
+    out()
+
+    out(f"## Thread scaling: if_heun {n}^2 float64, 4 trajectories x 100 steps")
+    out()
+    ns = NavierStokes2D(n, dt=5e-3)
+    s4 = ns.initial_state(4, seed=0)
+    t1 = timeit(lambda: ns.integrate(s4, 100, seed=1, threads=1), T)
+    t2 = timeit(lambda: ns.integrate(s4, 100, seed=1, threads=2), T)
+    out(f"1 thread {400 / t1:,.0f} steps/s, 2 threads {400 / t2:,.0f} steps/s: speed-up {t1 / t2:.2f}x "
+        f"(os.cpu_count() = {os.cpu_count()}; other processes share these cores)")  # fmt: skip
+    out()
+
+    out(f"## Gaussian random fields {n}^2 (s = 3, tau = 1), float64")
+    out()
+    g = GaussianField(n)
+    m = 256
+    for th in (1, 2):
+        t = timeit(lambda: g.sample(m, seed=0, threads=th), T)
+        out(f"- C++, {th} thread(s): {m / t:,.0f} fields/s")
+    t = timeit(lambda: g.sample(m, seed=0, backend="torch"), T)
+    out(f"- torch twin (CPU, torch default threads): {m / t:,.0f} fields/s")
+    out()
+
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,499 @@
+// fastinterp._core stochastic 2-D Navier-Stokes in vorticity form on [0, 2 pi]^2 (periodic, pseudo-spectral):
+//
+//   dw + (u . grad w) dt = (nu Lap w - alpha w) dt + eps sum_j e_j(x) dW_j,   u = (psi_y, -psi_x),  -Lap psi = w
+//
+// (u = grad^perp psi with the sign that makes w = v_x - u_y the vorticity of u). Arrays are w[i, j] = w(x_i, y_j),
+// x_i = 2 pi i / n on axis 0, y on axis 1 (the halved axis of the spectrum). The state is the UNNORMALISED half
+// spectrum w_hat = numpy.fft.rfft2(w), so numpy.fft.irfft2(state) is the vorticity. Advection is dealiased with the
+// 2/3 rule: velocities and gradients are built from the modes with |k_x|, |k_y| <= kmax = (n - 1) / 3 (integer
+// division) and the product is projected back onto them (Galerkin truncation, which conserves enstrophy exactly).
+// Forcing modes e_j: sin 6x, cos 7x, sin 5(x+y), cos 8(x+y) (modes = 4) plus cos 6x, sin 7x, cos 5(x+y),
+// sin 8(x+y) (modes = 8), unnormalised, so the enstrophy input rate is eps^2 * modes / 2.
+//
+// Schemes, with L_k = -(nu |k|^2 + alpha), N = -P(u . grad w), xi = eps sum_j e_j dW_j (ONE increment per step):
+//   em_imex : w' = (w + dt N(w) + xi) / (1 - dt L)                         (the paper's semi-implicit Euler-Maruyama)
+//   if_heun : w* = E (w + dt N(w) + xi),  w' = E (w + dt/2 N(w) + xi) + dt/2 N(w*),   E = exp(L dt)
+// (Heun on the integrating-factor variable e^{-Lt} w; the same xi in both stages, as additive noise requires.)
+// Noise: normal j of step s of trajectory t is normal number j of rng::Stream{seed, tag 2, t, s}; the initial field
+// uses tag 3. One trajectory per thread; results do not depend on the thread count.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <atomic>
+#include <cmath>
+#include <complex>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fft.hpp"
+#include "pde_bind.hpp"
+#include "pde_common.hpp"
+#include "rng.hpp"
+#include "spectral.hpp"
+
+namespace py = pybind11;
+using namespace fastinterp;
+
+namespace {
+
+constexpr uint32_t kTagNoise = 2;
+constexpr uint32_t kTagInit = 3;
+
+enum class Scheme { em_imex, if_heun };
+
+struct NSConfig {
+  long n = 128;
+  double nu = 1e-3, alpha = 0.1, eps = 1.0, dt = 5e-3;
+  int modes = 8;
+  Scheme scheme = Scheme::if_heun;
+  bool advection = true;
+};
+
+struct ForcingEntry {
+  long index;
+  double re, im;
+};
+
+// Physical forcing mode j at (x, y).
+double forcing_mode(int j, double x, double y) {
+  switch (j) {
+    case 0: return std::sin(6 * x);
+    case 1: return std::cos(7 * x);
+    case 2: return std::sin(5 * (x + y));
+    case 3: return std::cos(8 * (x + y));
+    case 4: return std::cos(6 * x);
+    case 5: return std::sin(7 * x);
+    case 6: return std::cos(5 * (x + y));
+    default: return std::sin(8 * (x + y));
+  }
+}
+
+// Tables shared (read-only) by all threads.
+struct NSTables {
+  NSConfig cfg;
+  long n = 0, m = 0, kmax = 0;
+  std::vector<double> kx, ky;  // per row a / column b (integer wavenumbers)
+  std::vector<double> lin;     // em_imex: 1 / (1 + dt (nu k^2 + alpha)); if_heun: exp(-(nu k^2 + alpha) dt)
+  std::vector<double> inv_k2;  // 1/|k|^2 (0 at k = 0), zero outside the dealiasing mask
+  std::vector<unsigned char> keep;
+  std::vector<std::vector<ForcingEntry>> forcing;
+
+  explicit NSTables(const NSConfig& c) : cfg(c), n(c.n), m(c.n / 2 + 1), kmax((c.n - 1) / 3) {
+    kx.resize(n);
+    ky.resize(m);
+    for (long a = 0; a < n; ++a) kx[a] = static_cast<double>(a <= n / 2 ? a : a - n);
+    for (long b = 0; b < m; ++b) ky[b] = static_cast<double>(b);
+    lin.resize(n * m);
+    inv_k2.resize(n * m);
+    keep.resize(n * m);
+    for (long a = 0; a < n; ++a)
+      for (long b = 0; b < m; ++b) {
+        const long i = a * m + b;
+        const double k2 = kx[a] * kx[a] + ky[b] * ky[b];
+        const double rate = c.nu * k2 + c.alpha;
+        lin[i] = c.scheme == Scheme::em_imex ? 1.0 / (1.0 + c.dt * rate) : std::exp(-rate * c.dt);
+        keep[i] = std::fabs(kx[a]) <= kmax && ky[b] <= kmax;
+        inv_k2[i] = (keep[i] && k2 > 0) ? 1.0 / k2 : 0.0;
+      }
+    // unnormalised DFT of each forcing mode, kept sparse
+    fft::RealFFT2D<double> plan(n, n, fft::Backend::builtin);
+    std::vector<double> f(n * n), re(n * m), im(n * m);
+    forcing.resize(c.modes);
+    for (int j = 0; j < c.modes; ++j) {
+      for (long a = 0; a < n; ++a)
+        for (long b = 0; b < n; ++b)
+          f[a * n + b] = forcing_mode(j, 2 * fft::kPi * a / n, 2 * fft::kPi * b / n);
+      plan.forward(f.data(), re.data(), im.data());
+      for (long i = 0; i < n * m; ++i) {
+        // the exact DFT is 0 or +-n^2/2 (or +-i n^2/2); round away the transform's roundoff
+        const double h = 0.5 * static_cast<double>(n * n);
+        const double r = std::round(re[i] / h) * h, q = std::round(im[i] / h) * h;
+        if (r != 0 || q != 0) forcing[j].push_back({i, r, q});
+      }
+    }
+  }
+};
+
+// Per-thread solver state.
+template <class T>
+class NSWorker {
+ public:
+  explicit NSWorker(const NSTables& tb)
+      : tb_(tb), plan_(tb.n, tb.n), n_(tb.n), m_(tb.n / 2 + 1), hs_(n_ * m_), ps_(n_ * n_) {
+    for (auto* v : {&ur_, &ui_, &vr_, &vi_, &xr_, &xi_, &yr_, &yi_, &n1r_, &n1i_, &n2r_, &n2i_, &sr_, &si_})
+      v->assign(hs_, T(0));
+    for (auto* v : {&u_, &v_, &wx_, &wy_}) v->assign(ps_, T(0));
+    const double s = 1.0 / static_cast<double>(n_ * n_);  // folds irfft2's 1/n^2 into the multipliers
+    kx_.resize(n_);
+    ky_.resize(m_);
+    for (long a = 0; a < n_; ++a) kx_[a] = static_cast<T>(tb.kx[a] * s);
+    for (long b = 0; b < m_; ++b) ky_[b] = static_cast<T>(tb.ky[b] * s);
+    ik2_.resize(hs_);
+    lin_.resize(hs_);
+    for (long i = 0; i < hs_; ++i) {
+      ik2_[i] = static_cast<T>(tb.inv_k2[i]);
+      lin_[i] = static_cast<T>(tb.lin[i]);
+    }
+    keep_ = tb.keep;
+  }
+
+  // N = -P(u . grad w), unnormalised spectrum, from the state (wr, wi).
+  void nonlinear(const T* wr, const T* wi, T* Nr, T* Ni) {
+    build_fields(wr, wi);
+    plan_.inverse_destroy(ur_.data(), ui_.data(), u_.data());
+    plan_.inverse_destroy(vr_.data(), vi_.data(), v_.data());
+    plan_.inverse_destroy(xr_.data(), xi_.data(), wx_.data());
+    plan_.inverse_destroy(yr_.data(), yi_.data(), wy_.data());
+    product();
+    plan_.forward(u_.data(), Nr, Ni);
+    project(Nr, Ni);
+  }
+
+  // One step in place; dW: the `modes` Brownian increments of this step.
+  void step(T* wr, T* wi, const double* dW) {
+    const NSConfig& c = tb_.cfg;
+    const T dt = static_cast<T>(c.dt);
+    const bool adv = c.advection;
+    if (adv) nonlinear(wr, wi, n1r_.data(), n1i_.data());
+    if (c.scheme == Scheme::em_imex) {
+      if (adv) axpy(wr, wi, n1r_.data(), n1i_.data(), dt);
+      add_noise(wr, wi, dW);
+      scale(wr, wi, lin_.data());
+      return;
+    }
+    // if_heun: s = w + dt/2 N1 + xi ; w* = E (s + dt/2 N1) ; w' = E s + dt/2 N2(w*)
+    std::copy(wr, wr + hs_, sr_.begin());
+    std::copy(wi, wi + hs_, si_.begin());
+    if (adv) axpy(sr_.data(), si_.data(), n1r_.data(), n1i_.data(), dt / 2);
+    add_noise(sr_.data(), si_.data(), dW);
+    if (!adv) {
+      std::copy(sr_.begin(), sr_.end(), wr);
+      std::copy(si_.begin(), si_.end(), wi);
+      scale(wr, wi, lin_.data());
+      return;
+    }
+    heun_predict(wr, wi);  // w <- E (s + dt/2 N1) = w*
+    nonlinear(wr, wi, n2r_.data(), n2i_.data());
+    heun_correct(wr, wi, dt / 2);  // w <- E s + dt/2 N2
+  }
+
+  // Physical vorticity (n x n) of a state.
+  void physical(const T* wr, const T* wi, T* out) {
+    std::copy(wr, wr + hs_, sr_.begin());
+    std::copy(wi, wi + hs_, si_.begin());
+    plan_.inverse_destroy(sr_.data(), si_.data(), out);
+    const T s = static_cast<T>(1.0 / static_cast<double>(n_ * n_));
+    for (long i = 0; i < ps_; ++i) out[i] *= s;
+  }
+
+ private:
+  FASTINTERP_SIMD_CLONES void build_fields(const T* wr, const T* wi) {
+    for (long a = 0; a < n_; ++a) {
+      const T kx = kx_[a];
+      for (long b = 0; b < m_; ++b) {
+        const long i = a * m_ + b;
+        const T ky = ky_[b];
+        const T k = ik2_[i];
+        const T w0 = keep_[i] ? wr[i] : T(0), w1 = keep_[i] ? wi[i] : T(0);
+        const T pr = w0 * k, pi = w1 * k;  // psi (dealiased)
+        ur_[i] = -ky * pi;                  // u = i ky psi
+        ui_[i] = ky * pr;
+        vr_[i] = kx * pi;  // v = -i kx psi
+        vi_[i] = -kx * pr;
+        xr_[i] = -kx * w1;  // w_x = i kx w
+        xi_[i] = kx * w0;
+        yr_[i] = -ky * w1;  // w_y = i ky w
+        yi_[i] = ky * w0;
+      }
+    }
+  }
+  FASTINTERP_SIMD_CLONES void product() {
+    T* __restrict u = u_.data();
+    const T* __restrict v = v_.data();
+    const T* __restrict x = wx_.data();
+    const T* __restrict y = wy_.data();
+    for (long i = 0; i < ps_; ++i) u[i] = u[i] * x[i] + v[i] * y[i];
+  }
+  FASTINTERP_SIMD_CLONES void project(T* Nr, T* Ni) {
+    for (long i = 0; i < hs_; ++i) {
+      const T k = keep_[i] ? T(-1) : T(0);
+      Nr[i] *= k;
+      Ni[i] *= k;
+    }
+  }
+  FASTINTERP_SIMD_CLONES void axpy(T* __restrict yr, T* __restrict yi, const T* __restrict xr,
+                                   const T* __restrict xi, T a) {
+    for (long i = 0; i < hs_; ++i) {
+      yr[i] += a * xr[i];
+      yi[i] += a * xi[i];
+    }
+  }
+  FASTINTERP_SIMD_CLONES void scale(T* __restrict yr, T* __restrict yi, const T* __restrict s) {
+    for (long i = 0; i < hs_; ++i) {
+      yr[i] *= s[i];
+      yi[i] *= s[i];
+    }
+  }
+  FASTINTERP_SIMD_CLONES void heun_predict(T* __restrict wr, T* __restrict wi) {
+    const T h = static_cast<T>(tb_.cfg.dt / 2);
+    const T* __restrict E = lin_.data();
+    for (long i = 0; i < hs_; ++i) {
+      wr[i] = E[i] * (sr_[i] + h * n1r_[i]);
+      wi[i] = E[i] * (si_[i] + h * n1i_[i]);
+    }
+  }
+  FASTINTERP_SIMD_CLONES void heun_correct(T* __restrict wr, T* __restrict wi, T h) {
+    const T* __restrict E = lin_.data();
+    for (long i = 0; i < hs_; ++i) {
+      wr[i] = E[i] * sr_[i] + h * n2r_[i];
+      wi[i] = E[i] * si_[i] + h * n2i_[i];
+    }
+  }
+  void add_noise(T* wr, T* wi, const double* dW) {
+    const double eps = tb_.cfg.eps;
+    for (int j = 0; j < tb_.cfg.modes; ++j) {
+      const double a = eps * dW[j];
+      for (const auto& e : tb_.forcing[j]) {
+        wr[e.index] += static_cast<T>(a * e.re);
+        wi[e.index] += static_cast<T>(a * e.im);
+      }
+    }
+  }
+
+  const NSTables& tb_;
+  fft::RealFFT2D<T> plan_;
+  long n_, m_, hs_, ps_;
+  std::vector<T> kx_, ky_, ik2_, lin_;
+  std::vector<unsigned char> keep_;
+  std::vector<T> ur_, ui_, vr_, vi_, xr_, xi_, yr_, yi_, n1r_, n1i_, n2r_, n2i_, sr_, si_;
+  std::vector<T> u_, v_, wx_, wy_;
+};
+
+NSConfig parse_config(long n, double nu, double alpha, double eps, double dt, int modes, const std::string& scheme,
+                      bool advection) {
+  if (n < 32 || n > 2048 || !pde::is_pow2(n))
+    throw py::value_error("n must be a power of two in [32, 2048] (the forcing reaches wavenumber 8), got " +
+                          std::to_string(n));
+  pde::require_finite(nu, "nu");
+  pde::require_finite(alpha, "alpha");
+  pde::require_finite(eps, "eps");
+  pde::require_finite(dt, "dt");
+  if (nu < 0) throw py::value_error("nu must be >= 0, got " + std::to_string(nu));
+  if (alpha < 0) throw py::value_error("alpha (linear damping) must be >= 0, got " + std::to_string(alpha));
+  if (eps < 0) throw py::value_error("eps must be >= 0, got " + std::to_string(eps));
+  if (dt <= 0) throw py::value_error("dt must be > 0, got " + std::to_string(dt));
+  if (modes != 4 && modes != 8) throw py::value_error("modes must be 4 or 8, got " + std::to_string(modes));
+  NSConfig c;
+  c.n = n;
+  c.nu = nu;
+  c.alpha = alpha;
+  c.eps = eps;
+  c.dt = dt;
+  c.modes = modes;
+  c.advection = advection;
+  if (scheme == "em_imex")
+    c.scheme = Scheme::em_imex;
+  else if (scheme == "if_heun")
+    c.scheme = Scheme::if_heun;
+  else
+    throw py::value_error("scheme must be 'em_imex' or 'if_heun', got '" + scheme + "'");
+  return c;
+}
+
+template <class T>
+py::tuple ns_run_impl(const NSConfig& cfg, const py::array& state, long burn, long every, long snapshots, long step0,
+                      uint64_t seed, uint64_t first, const std::optional<py::array>& dW, int threads) {
+  const long n = cfg.n, m = n / 2 + 1, hs = n * m;
+  const long num = state.shape(0);
+  const long total = snapshots > 0 ? burn + (snapshots - 1) * every : burn;
+  if (dW) {
+    if (dW->ndim() != 3 || dW->shape(0) != num || dW->shape(1) != total || dW->shape(2) != cfg.modes)
+      throw py::value_error("dW must have shape (num, steps, modes) = (" + std::to_string(num) + ", " +
+                            std::to_string(total) + ", " + std::to_string(cfg.modes) + "), got " +
+                            pde::shape_str(*dW));
+  }
+  if (static_cast<uint64_t>(step0) + static_cast<uint64_t>(total) > (1ULL << 32))
+    throw py::value_error("step0 + steps must be <= 2^32");
+  if (first + static_cast<uint64_t>(num) > (1ULL << 32)) throw py::value_error("first + num must be <= 2^32");
+  py::array_t<std::complex<T>> out({num, n, m});
+  py::array_t<T> snaps({num, snapshots, n, n});
+  const std::complex<T>* pin = static_cast<const std::complex<T>*>(state.data());
+  std::complex<T>* pout = out.mutable_data();
+  T* psnap = snaps.mutable_data();
+  const double* pdw = dW ? static_cast<const double*>(dW->data()) : nullptr;
+  std::vector<long> bad(num, -1);
+  {
+    py::gil_scoped_release nogil;
+    const NSTables tables(cfg);
+    std::atomic<long> next{0};
+    pde::parallel_workers(static_cast<int>(std::min<long>(threads, std::max<long>(num, 1))), [&](int) {
+      NSWorker<T> wk(tables);
+      std::vector<T> wr(hs), wi(hs);
+      std::vector<double> z(cfg.modes);
+      const double sdt = std::sqrt(cfg.dt);
+      for (long t; (t = next.fetch_add(1)) < num;) {
+        for (long i = 0; i < hs; ++i) {
+          wr[i] = pin[t * hs + i].real();
+          wi[i] = pin[t * hs + i].imag();
+        }
+        long snap = 0;
+        auto maybe_snapshot = [&](long done) {
+          if (snap < snapshots && done == burn + snap * every) {
+            wk.physical(wr.data(), wi.data(), psnap + (t * snapshots + snap) * n * n);
+            ++snap;
+          }
+        };
+        maybe_snapshot(0);
+        for (long s = 0; s < total; ++s) {
+          if (pdw) {
+            for (int j = 0; j < cfg.modes; ++j) z[j] = pdw[(t * total + s) * cfg.modes + j];
+          } else {
+            rng::Stream{seed, kTagNoise, first + static_cast<uint64_t>(t), static_cast<uint64_t>(step0 + s)}.fill(
+                0, cfg.modes, z.data());
+            for (int j = 0; j < cfg.modes; ++j) z[j] *= sdt;
+          }
+          wk.step(wr.data(), wi.data(), z.data());
+          if ((s & 63) == 63 && !std::isfinite(static_cast<double>(wr[1]))) {
+            bad[t] = step0 + s;
+            break;
+          }
+          maybe_snapshot(s + 1);
+        }
+        bool finite = bad[t] < 0;
+        for (long i = 0; i < hs && finite; ++i) finite = std::isfinite(wr[i]) && std::isfinite(wi[i]);
+        if (!finite && bad[t] < 0) bad[t] = step0 + total;
+        for (long i = 0; i < hs; ++i) pout[t * hs + i] = std::complex<T>(wr[i], wi[i]);
+      }
+    });
+  }
+  for (long t = 0; t < num; ++t)
+    if (bad[t] >= 0)
+      throw std::runtime_error("Navier-Stokes trajectory " + std::to_string(first + t) +
+                               " diverged (non-finite vorticity) by step " + std::to_string(bad[t]) +
+                               "; reduce dt or use scheme='if_heun'");
+  return py::make_tuple(out, snaps);
+}
+
+template <class T>
+py::array initial_impl(long n, long num, uint64_t seed, uint64_t first, double k0, double w_rms) {
+  const long m = n / 2 + 1, hs = n * m;
+  const long kmax = (n - 1) / 3;
+  std::vector<double> amp(hs, 0.0);
+  double total = 0;  // sum of the bump over the full grid (the half grid counts twice except self-conjugate columns)
+  for (long a = 0; a < n; ++a)
+    for (long b = 0; b < m; ++b) {
+      const double kx = static_cast<double>(a <= n / 2 ? a : a - n), ky = static_cast<double>(b);
+      const double k = std::sqrt(kx * kx + ky * ky);
+      if (k == 0 || std::fabs(kx) > kmax || ky > kmax) continue;
+      const double bump = std::exp(-(k - k0) * (k - k0));
+      amp[a * m + b] = bump;
+      total += (b == 0 || b == n / 2) ? bump : 2 * bump;
+    }
+  const double nn = static_cast<double>(n * n);
+  for (auto& v : amp) v = nn * w_rms * std::sqrt(v / total);
+  py::array_t<std::complex<T>> out({num, n, m});
+  std::complex<T>* po = out.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    std::vector<T> re(hs), im(hs);
+    std::vector<double> z0(m), z1(m);
+    for (long t = 0; t < num; ++t) {
+      spectral::draw_hermitian<T>(rng::Stream{seed, kTagInit, first + static_cast<uint64_t>(t), 0}, amp.data(), n, 2,
+                                  re.data(), im.data(), z0.data(), z1.data());
+      for (long i = 0; i < hs; ++i) po[t * hs + i] = std::complex<T>(re[i], im[i]);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void bind_navier_stokes(py::module_& m) {
+  m.def(
+      "ns_run",
+      [](const py::object& state, double nu, double alpha, double eps, double dt, int modes, const std::string& scheme,
+         bool advection, long burn, long every, long snapshots, long step0, uint64_t seed, uint64_t first,
+         const py::object& dW, long threads) -> py::tuple {
+        if (!py::isinstance<py::array>(state)) throw py::type_error("state must be a numpy array");
+        const py::array st = py::reinterpret_borrow<py::array>(state);
+        const bool single = st.dtype().kind() == 'c' && st.dtype().itemsize() == 8;
+        const py::array s = single ? pde::checked_array<float>(state, "state", 3, 3, true)
+                                   : pde::checked_array<double>(state, "state", 3, 3, true);
+        const long n = s.shape(1);
+        if (s.shape(2) != n / 2 + 1)
+          throw py::value_error("state must have shape (num, n, n/2+1), got " + pde::shape_str(s));
+        const NSConfig cfg = parse_config(n, nu, alpha, eps, dt, modes, scheme, advection);
+        if (burn < 0 || every < 1 || snapshots < 0 || step0 < 0)
+          throw py::value_error("need burn >= 0, every >= 1, snapshots >= 0, step0 >= 0; got burn=" +
+                                std::to_string(burn) + ", every=" + std::to_string(every) +
+                                ", snapshots=" + std::to_string(snapshots) + ", step0=" + std::to_string(step0));
+        std::optional<py::array> dw;
+        if (!dW.is_none()) dw = pde::checked_array<double>(dW, "dW", 3, 3);
+        const int th = pde::resolve_threads(threads);
+        if (single) return ns_run_impl<float>(cfg, s, burn, every, snapshots, step0, seed, first, dw, th);
+        return ns_run_impl<double>(cfg, s, burn, every, snapshots, step0, seed, first, dw, th);
+      },
+      py::arg("state"), py::kw_only(), py::arg("nu"), py::arg("alpha"), py::arg("eps"), py::arg("dt"),
+      py::arg("modes"), py::arg("scheme"), py::arg("advection") = true, py::arg("burn"), py::arg("every") = 1,
+      py::arg("snapshots") = 0, py::arg("step0") = 0, py::arg("seed") = 0, py::arg("first") = 0,
+      py::arg("dW") = py::none(), py::arg("threads") = 1,
+      "Integrate stochastic 2-D Navier-Stokes from `state` (num, n, n/2+1) complex (= numpy.fft.rfft2 of the "
+      "vorticity; complex64 runs in float32). Runs burn + (snapshots-1)*every steps (burn if snapshots = 0), "
+      "snapshot s after burn + s*every steps. Returns (final state, snapshots (num, snapshots, n, n)). Noise: "
+      "counter-based from (seed, first + i, step0 + s), or the explicit Brownian increments dW (num, steps, modes).");
+  m.def(
+      "ns_initial_state",
+      [](long n, long num, uint64_t seed, uint64_t first, double k0, double w_rms, const std::string& dtype) {
+        if (n < 32 || n > 2048 || !pde::is_pow2(n))
+          throw py::value_error("n must be a power of two in [32, 2048], got " + std::to_string(n));
+        if (num < 0) throw py::value_error("num must be >= 0, got " + std::to_string(num));
+        pde::require_finite(k0, "k0");
+        pde::require_finite(w_rms, "w_rms");
+        if (k0 <= 0 || w_rms < 0) throw py::value_error("need k0 > 0 and w_rms >= 0");
+        if (dtype == "float64") return initial_impl<double>(n, num, seed, first, k0, w_rms);
+        if (dtype == "float32") return initial_impl<float>(n, num, seed, first, k0, w_rms);
+        throw py::value_error("dtype must be 'float32' or 'float64', got '" + dtype + "'");
+      },
+      py::arg("n"), py::arg("num"), py::kw_only(), py::arg("seed"), py::arg("first") = 0, py::arg("k0") = 2.0,
+      py::arg("w_rms") = 3.0, py::arg("dtype") = "float64",
+      "Random initial vorticity spectra (num, n, n/2+1): Gaussian, modal variance proportional to "
+      "exp(-(|k| - k0)^2) on the dealiased modes, k != 0, scaled to spatial RMS w_rms in expectation.");
+  m.def(
+      "ns_noise",
+      [](uint64_t seed, uint64_t first, long num, long step0, long steps, int modes) {
+        if (num < 0 || steps < 0 || step0 < 0) throw py::value_error("num, steps and step0 must be >= 0");
+        if (modes != 4 && modes != 8) throw py::value_error("modes must be 4 or 8, got " + std::to_string(modes));
+        if (static_cast<uint64_t>(step0 + steps) > (1ULL << 32) || first + static_cast<uint64_t>(num) > (1ULL << 32))
+          throw py::value_error("step and trajectory indices must stay below 2^32");
+        py::array_t<double> out({num, steps, static_cast<long>(modes)});
+        double* p = out.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          for (long t = 0; t < num; ++t)
+            for (long s = 0; s < steps; ++s)
+              rng::Stream{seed, kTagNoise, first + static_cast<uint64_t>(t), static_cast<uint64_t>(step0 + s)}.fill(
+                  0, modes, p + (t * steps + s) * modes);
+        }
+        return out;
+      },
+      py::arg("seed"), py::arg("first"), py::arg("num"), py::arg("step0"), py::arg("steps"), py::arg("modes"),
+      "The standard normals ns_run draws (before the sqrt(dt) scaling): shape (num, steps, modes).");
+  m.def(
+      "ns_forcing",
+      [](long n, int modes) {
+        const NSConfig c = parse_config(n, 0.0, 0.0, 1.0, 1.0, modes, "em_imex", true);
+        const NSTables tb(c);
+        py::list out;
+        for (int j = 0; j < modes; ++j) {
+          py::list l;
+          for (const auto& e : tb.forcing[j]) l.append(py::make_tuple(e.index, e.re, e.im));
+          out.append(l);
+        }
+        return out;
+      },
+      py::arg("n"), py::arg("modes"),
+      "Sparse unnormalised rfft2 of the forcing modes: for each mode a list of (flat half-grid index, re, im).");
+}

@@ -1,0 +1,188 @@
+"""Stochastic Navier-Stokes: exact linear rows, C++ vs torch twin, invariant statistics, determinism, bad input."""
+
+import math
+
+import numpy as np
+import pytest
+
+_core = pytest.importorskip("fastinterp._core")
+
+from fastinterp.pde import NavierStokes2D, enstrophy_spectrum  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # the torch twin runs many tiny FFTs: intra-op threads only spin on a shared machine
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _mode_state(n, kx, ky, amp=1.0):
+    s = np.zeros((1, n, n // 2 + 1), dtype=np.complex128)
+    s[0, kx % n, ky] = amp * n * n / 2  # w = amp cos(kx x + ky y)
+    return s
+
+
+@pytest.mark.parametrize("advection", [False, True])
+def test_single_mode_decays_exactly(advection):
+    # one Fourier mode is a steady solution of the Euler nonlinearity (psi is parallel to w), so with the
+    # noise off it decays at exactly exp(-(nu k^2 + alpha) t) under the integrating factor
+    n, kx, ky, steps = 32, 3, 2, 40
+    ns = NavierStokes2D(n, nu=0.01, alpha=0.3, eps=0.0, dt=0.05, advection=advection)
+    out = ns.integrate(_mode_state(n, kx, ky), steps)
+    rate = ns.nu * (kx * kx + ky * ky) + ns.alpha
+    ref = _mode_state(n, kx, ky, math.exp(-rate * steps * ns.dt))
+    assert np.abs(out - ref).max() < 1e-12 * n * n
+    # the paper's scheme: backward Euler's factor per step
+    ns = NavierStokes2D(n, nu=0.01, alpha=0.3, eps=0.0, dt=0.05, scheme="em_imex", advection=advection)
+    ref = _mode_state(n, kx, ky, (1 + ns.dt * rate) ** -steps)
+    assert np.abs(ns.integrate(_mode_state(n, kx, ky), steps) - ref).max() < 1e-12 * n * n
+
+
+def _cpp_vs_torch(steps):
+    rng = np.random.default_rng(0)
+    for scheme, dt in [("if_heun", 5e-3), ("em_imex", 1e-3)]:
+        ns = NavierStokes2D(64, dt=dt, scheme=scheme)
+        s0 = ns.initial_state(2, seed=1)
+        dW = rng.standard_normal((2, steps, 8)) * math.sqrt(dt)
+        a = ns.integrate(s0, steps, dW=dW)
+        b = ns.integrate(s0, steps, dW=dW, backend="torch")
+        assert np.abs(a - b).max() < 1e-10 * np.abs(a).max(), scheme
+        assert np.abs(a - s0).max() > 1e-2 * np.abs(a).max()  # it moved
+
+
+def test_cpp_matches_torch_twin_injected_noise():
+    _cpp_vs_torch(150)
+
+
+@pytest.mark.slow
+def test_cpp_matches_torch_twin_1000_steps():
+    _cpp_vs_torch(1000)
+
+
+def test_torch_twin_draws_the_same_noise_and_float32():
+    ns = NavierStokes2D(32, dt=1e-2)
+    s0 = ns.initial_state(3, seed=2)
+    a = ns.integrate(s0, 50, seed=4, step0=10)
+    assert np.abs(a - ns.integrate(s0, 50, seed=4, step0=10, backend="torch")).max() < 1e-10 * np.abs(a).max()
+    f = ns.integrate(ns.initial_state(3, seed=2, dtype=np.float32), 50, seed=4, step0=10)
+    assert f.dtype == np.complex64 and np.abs(f - a).max() < 1e-4 * np.abs(a).max()
+
+
+def test_threads_and_resume_bit_identical():
+    ns = NavierStokes2D(32, dt=1e-2)
+    s0 = ns.initial_state(5, seed=9)
+    ref = ns.integrate(s0, 30, seed=1, threads=1)
+    for th in (2, 8):
+        assert np.array_equal(ref, ns.integrate(s0, 30, seed=1, threads=th))
+    mid = ns.integrate(s0, 12, seed=1)
+    assert np.array_equal(ref, ns.integrate(mid, 18, seed=1, step0=12))
+    assert np.array_equal(ref[2:], ns.integrate(s0[2:], 30, seed=1, first=2))  # batch split
+    assert not np.array_equal(ref, ns.integrate(s0, 30, seed=2))
+    snaps = ns.sample(3, seed=5, t_burn=0.1, t_snap=0.05, snapshots=3, threads=2)
+    assert snaps.shape == (3, 3, 32, 32) and np.array_equal(
+        snaps, ns.sample(3, seed=5, t_burn=0.1, t_snap=0.05, snapshots=3, threads=1)
+    )
+
+
+def _traj_means(x):
+    """Per-trajectory means (axis 0 = trajectories, independent) -> mean and its standard error."""
+    m = x.reshape(len(x), -1).mean(1)
+    return m.mean(), m.std(ddof=1) / math.sqrt(len(m))
+
+
+@pytest.mark.parametrize("scheme", ["if_heun", "em_imex"])
+def test_ou_stationary_variance(scheme):
+    # advection off: w = sum_j a_j e_j with independent scalar AR(1) amplitudes a' = c (a + eps dW), c = E or D,
+    # whose exact stationary variance is c^2 eps^2 dt / (1 - c^2); <e_j^2> = 1/2
+    ns = NavierStokes2D(32, nu=0.02, alpha=1.0, eps=1.5, dt=0.05, scheme=scheme, advection=False)
+    w = ns.sample(600, seed=11, t_burn=8.0, t_snap=1.5, snapshots=12, threads=2)
+    exact = 0.0
+    for k2 in (36, 49, 50, 128):  # |k|^2 of 6x, 7x, 5(x+y), 8(x+y), each with sin and cos
+        rate = ns.nu * k2 + ns.alpha
+        c = math.exp(-rate * ns.dt) if scheme == "if_heun" else 1 / (1 + ns.dt * rate)
+        exact += 2 * 0.5 * c * c * ns.eps**2 * ns.dt / (1 - c * c)
+    mean, se = _traj_means((w**2).mean(axis=(-1, -2)))
+    assert abs(mean - exact) < 5 * se, (mean, exact, se)
+    continuous = sum(2 * 0.5 * ns.eps**2 / (2 * (ns.nu * k2 + ns.alpha)) for k2 in (36, 49, 50, 128))
+    if scheme == "em_imex":  # the test resolves the scheme's O(dt) bias (if_heun's is O(dt^2), too small to see)
+        assert abs(continuous - exact) > 5 * se
+
+
+def test_enstrophy_balance():
+    # 2 alpha <w^2> + 2 nu <|grad w|^2> = eps^2 modes / 2 (exact in continuous time, O(dt) at dt = 5e-3)
+    n = 32
+    ns = NavierStokes2D(n, nu=5e-3, alpha=0.5, eps=1.0, dt=5e-3)
+    w = ns.sample(12, seed=21, t_burn=8.0, t_snap=0.5, snapshots=24, threads=2)
+    wh = np.fft.fft2(w) / (n * n)
+    k = np.fft.fftfreq(n, 1.0 / n)
+    k2 = k[:, None] ** 2 + k[None, :] ** 2
+    lhs = 2 * ns.alpha * (np.abs(wh) ** 2).sum((-1, -2)) + 2 * ns.nu * (k2 * np.abs(wh) ** 2).sum((-1, -2))
+    mean, se = _traj_means(lhs)
+    target = ns.eps**2 * ns.modes / 2
+    assert abs(mean - target) < 5 * se + 0.02 * target, (mean, target, se)
+    assert se < 0.05 * target
+    # the advection really acts: it moves enstrophy to high wavenumbers, which the OU process never reaches
+    Z = enstrophy_spectrum(w)
+    assert Z[11:].sum() > 1e-4 * Z.sum()
+
+
+@pytest.mark.slow
+def test_if_heun_matches_em_imex_statistics():
+    n, num = 64, 8
+    common = dict(nu=1e-3, alpha=0.1, eps=1.0)
+    a = NavierStokes2D(n, dt=5e-3, **common).sample(num, seed=1, t_burn=60.0, t_snap=2.0, snapshots=20, threads=2)
+    b = NavierStokes2D(n, dt=1e-3, scheme="em_imex", **common).sample(
+        num, seed=2, t_burn=60.0, t_snap=2.0, snapshots=20, threads=2
+    )
+    ra, sa = _traj_means(np.sqrt((a**2).mean((-1, -2))))
+    rb, sb = _traj_means(np.sqrt((b**2).mean((-1, -2))))
+    assert abs(ra - rb) < 4 * math.hypot(sa, sb), (ra, rb, sa, sb)
+    Za, Zb = enstrophy_spectrum(a)[1:21], enstrophy_spectrum(b)[1:21]
+    assert np.all(np.abs(np.log(Za / Zb)) < 0.35), Za / Zb
+
+
+@pytest.mark.slow
+def test_rms_vorticity_paper_setting():
+    w = NavierStokes2D(128).sample(4, seed=3, t_burn=60.0, t_snap=5.0, snapshots=8, threads=2)  # dt = 5e-3
+    rms = np.sqrt((w**2).mean((-1, -2))).mean()
+    assert 2.8 < rms < 3.4, rms  # REFERENCE section 6: ~3.1 (the paper's training code divides by 3.0679)
+
+
+def test_bad_input():
+    for kw, match in [
+        (dict(n=48), "power of two"), (dict(n=16), "power of two"), (dict(dt=0.0), "dt"), (dict(dt=-1e-3), "dt"),
+        (dict(nu=-1e-3), "nu"), (dict(alpha=float("nan")), "alpha"), (dict(eps=float("inf")), "eps"),
+        (dict(modes=6), "modes"), (dict(scheme="rk4"), "scheme"),
+    ]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            NavierStokes2D(**kw)
+    ns = NavierStokes2D(32)
+    with pytest.raises(ValueError, match="t_snap"):
+        ns.sample(1, t_burn=0.0, t_snap=0.0123)
+    p = dict(nu=1e-3, alpha=0.1, eps=1.0, dt=1e-3, modes=8, scheme="if_heun", burn=2)
+    good = ns.initial_state(2)
+    with pytest.raises(TypeError, match="state must have dtype"):
+        _core.ns_run(good.real.copy(), **p)
+    with pytest.raises(ValueError, match="state must have shape"):
+        _core.ns_run(np.zeros((2, 32, 32), np.complex128), **p)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _core.ns_run(np.zeros((2, 64, 33), np.complex128)[:, ::2], **p)
+    with pytest.raises(ValueError, match="dimensions"):
+        _core.ns_run(good[0], **p)
+    with pytest.raises(ValueError, match="dW must have shape"):
+        _core.ns_run(good, **p, dW=np.zeros((2, 3, 8)))
+    with pytest.raises(TypeError, match="dW must have dtype"):
+        _core.ns_run(good, **p, dW=np.zeros((2, 2, 8), np.float32))
+    with pytest.raises(ValueError, match="dt must be > 0"):
+        _core.ns_run(good, **{**p, "dt": 0.0})
+    with pytest.raises(ValueError, match="nu must be >= 0"):
+        _core.ns_run(good, **{**p, "nu": -1.0})
+    with pytest.raises(ValueError, match="nu must be finite"):
+        _core.ns_run(good, **{**p, "nu": float("nan")})
+    with pytest.raises(RuntimeError, match="diverged"):
+        _core.ns_run(good * 1e6, **{**p, "dt": 1.0, "scheme": "em_imex", "burn": 200})
