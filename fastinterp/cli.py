@@ -87,6 +87,153 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset_config(args: argparse.Namespace):
+    import json
+
+    from .datasets import DatasetConfig
+
+    fields: dict = {}
+    if args.config:
+        try:
+            fields = json.loads(open(args.config).read())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SystemExit(f"fastinterp pde generate: cannot read --config {args.config}: {exc}") from None
+    for name in ("num", "res", "seed", "shard_size"):
+        value = getattr(args, name)
+        if value is not None:
+            fields[name] = value
+    fields["equation"] = args.equation
+    params = dict(fields.get("params", {}))
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"fastinterp pde generate: --set takes key=value, got {item!r}")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    fields["params"] = params
+    missing = [n for n in ("num", "res") if n not in fields]
+    if missing:
+        raise SystemExit(f"fastinterp pde generate: give --{' and --'.join(missing)} (or a --config file)")
+    try:
+        return DatasetConfig(**fields)
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"fastinterp pde generate: {exc}") from None
+
+
+def _cmd_pde_generate(args: argparse.Namespace) -> int:
+    from .datasets.generate import distributed_context, generate
+
+    config = _dataset_config(args)
+    rank, world, barrier = distributed_context()
+    try:
+        manifest = generate(args.out, config, threads=args.threads, resume=args.resume, progress=not args.quiet,
+                            rank=rank, world=world, barrier=barrier)  # fmt: skip
+    except ValueError as exc:
+        raise SystemExit(f"fastinterp pde generate: {exc}") from None
+    if rank == 0:
+        print(
+            f"{args.out}: {config.num} trajectories of {config.equation} at {config.res}, "
+            f"{len(config.shards)} shards, mean {manifest['stats']['mean']:.4g}, std {manifest['stats']['std']:.4g}"
+        )
+    return 0
+
+
+def _cmd_pde_info(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .datasets import dataset_status, load_manifest
+
+    try:
+        config, manifest = load_manifest(args.dir)
+        status = dataset_status(args.dir)
+    except ValueError as exc:
+        raise SystemExit(f"fastinterp pde info: {exc}") from None
+    size = sum(p.stat().st_size for p in Path(args.dir).glob("shard_*.h5"))
+    print(
+        f"{args.dir}: {config.equation}, {config.num} trajectories at {config.res}, seed {config.seed}, "
+        f"fingerprint {config.fingerprint}"
+    )
+    print("parameters: " + json.dumps(config.params, sort_keys=True))
+    print(
+        f"shards: {len(status['complete'])} complete, {len(status['missing'])} missing, "
+        f"{len(status['damaged'])} damaged; {size / 1e6:.1f} MB"
+    )
+    for k, reason in status["damaged"]:
+        print(f"  damaged shard {k}: {reason}")
+    if manifest.get("complete"):
+        st = manifest["stats"]
+        print(f"statistics: mean {st['mean']:.6g}, std {st['std']:.6g}, rms {st['rms']:.6g} over {st['values']} values")
+    else:
+        print("incomplete: finish with `fastinterp pde generate ... --resume`")
+    return 0 if not status["missing"] and not status["damaged"] else 1
+
+
+def _cmd_pde_plot(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from .datasets import PDEDataset
+    from .diagnostics import radial_spectrum
+
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit("fastinterp pde plot needs matplotlib: pip install matplotlib") from None
+    try:
+        ds = PDEDataset(args.dir)
+    except ValueError as exc:
+        raise SystemExit(f"fastinterp pde plot: {exc}") from None
+    picks = np.linspace(0, len(ds) - 1, 4).astype(int)
+    fields = torch.stack([ds[int(i)] for i in picks])
+    dim = len(ds.grid)
+    fig, axes = plt.subplots(1, 5, figsize=(17, 3.4))
+    for ax, f, i in zip(axes[:4], fields, picks, strict=True):
+        if dim == 2:
+            ax.imshow(f.numpy(), cmap="RdBu_r")
+        else:
+            ax.plot(f.numpy())
+        ax.set_title(f"snapshot {i}")
+    sample = torch.stack([ds[int(i)] for i in np.linspace(0, len(ds) - 1, min(len(ds), 64)).astype(int)])
+    E = radial_spectrum(sample.double(), dim=dim)
+    axes[4].loglog(np.arange(1, E.numel()), E[1:].numpy())
+    axes[4].set_title("energy spectrum (radial, mean)")
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=100)
+    print(f"saved {args.out}")
+    return 0
+
+
+def _cmd_pde_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from .datasets import load_manifest, read_shard
+    from .datasets.format import shard_name
+
+    config, manifest = load_manifest(args.dir)
+    if not manifest.get("complete"):
+        raise SystemExit(f"fastinterp pde export: {args.dir} is incomplete; finish it with --resume first")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for k, _, _ in config.shards:
+        data = read_shard(Path(args.dir) / shard_name(k), config)
+        target = out / f"{config.equation}_{k:05d}.{args.format}"
+        if args.format == "pt":
+            torch.save(torch.from_numpy(data), target)
+        else:
+            np.save(target, data)
+        print(f"wrote {target} {data.shape}")
+    return 0
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -128,6 +275,35 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", default="experiment")
     ex.add_argument("--seed", type=int, default=0)
     ex.set_defaults(func=_cmd_experiment)
+
+    pde = sub.add_parser("pde", help="PDE datasets: generate, info, plot, export").add_subparsers(
+        dest="pde_command", required=True
+    )
+    gen = pde.add_parser("generate", help="generate a dataset (resumable; torchrun splits it across ranks)")
+    gen.add_argument("equation", choices=["navier-stokes", "grf"])
+    gen.add_argument("--num", type=_positive_int, help="number of trajectories")
+    gen.add_argument("--res", type=_positive_int, help="grid points per side")
+    gen.add_argument("--out", required=True, help="dataset directory")
+    gen.add_argument("--seed", type=int)
+    gen.add_argument("--shard-size", type=_positive_int, help="trajectories per shard file (default 50)")
+    gen.add_argument("--threads", type=_positive_int, default=1)
+    gen.add_argument("--config", help="JSON file with the configuration (flags override it)")
+    gen.add_argument("--set", action="append", metavar="KEY=VALUE", help="an equation parameter, e.g. dt=0.005")
+    gen.add_argument("--resume", action="store_true", help="finish an interrupted dataset in --out")
+    gen.add_argument("--quiet", action="store_true", help="no progress line")
+    gen.set_defaults(func=_cmd_pde_generate)
+    inf = pde.add_parser("info", help="contents, integrity and statistics of a dataset")
+    inf.add_argument("dir")
+    inf.set_defaults(func=_cmd_pde_info)
+    plo = pde.add_parser("plot", help="snapshots and energy spectrum as a PNG")
+    plo.add_argument("dir")
+    plo.add_argument("--out", required=True)
+    plo.set_defaults(func=_cmd_pde_plot)
+    exp = pde.add_parser("export", help="export shards as .pt tensors or .npy arrays (trajectory, time, *grid)")
+    exp.add_argument("dir")
+    exp.add_argument("--format", choices=["pt", "npy"], default="pt")
+    exp.add_argument("--out", required=True)
+    exp.set_defaults(func=_cmd_pde_export)
 
     info = sub.add_parser("info", help="versions and native build information")
     info.set_defaults(func=_cmd_info)
