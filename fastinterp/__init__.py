@@ -10,7 +10,8 @@ The public surface::
     g = fi.targets.GaussianMixture(means, weights, var)   # exact drifts for tests and benchmarks
 """
 
-from . import kernels, targets
+from . import datasets, kernels, models, pde, targets
+from .checkpoint import load_checkpoint, save_checkpoint
 from .diagnostics import (
     averaged_lipschitz,
     estimate_lam,
@@ -37,6 +38,7 @@ from .schedules import (
 )
 from .solvers import SOLVERS, ExplicitRK, get_solver
 from .tables import CoefficientTable, build_table, stage_matrices
+from .training import train
 from .transfer import TransferredModel, transfer, transfer_time
 
 __version__ = "0.1.0"
@@ -63,6 +65,7 @@ __all__ = [
     "averaged_lipschitz",
     "build_table",
     "conversion_coefficients",
+    "datasets",
     "divergence",
     "estimate_lam",
     "get_solver",
@@ -70,15 +73,20 @@ __all__ = [
     "jacobian_sq_norm",
     "kernels",
     "lipschitz_profile",
+    "load_checkpoint",
     "log_prob",
+    "models",
     "nfe",
+    "pde",
     "radial_spectrum",
     "sample",
     "sample_sde",
+    "save_checkpoint",
     "shell_sum",
     "stage_matrices",
     "targets",
     "time_grid",
+    "train",
     "transfer",
     "transfer_time",
 ]

@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=_cmd_train)
 
     ex = sub.add_parser("experiment", help="train once (linear), sample with Linear and LipschitzOptimal, compare")
-    ex.add_argument("dataset", choices=["grf"])
+    ex.add_argument("dataset", choices=["grf", "ns"])
     ex.add_argument("--preset", default="cpu", choices=["tiny", "cpu", "paper"])
     ex.add_argument("--out", default="experiment")
     ex.add_argument("--seed", type=int, default=0)

@@ -165,7 +165,9 @@ def averaged_lipschitz(
     return torch.trapezoid(prof, t.to(prof.device))
 
 
-def estimate_lam(data: Tensor, *, method: str = "covariance", dim: int = 2, reference: str = "max") -> float:
+def estimate_lam(
+    data: Tensor, *, method: str = "covariance", dim: int = 2, reference: str = "max", max_wavenumber: int | None = None
+) -> float:
     """Estimate the spectral ratio ``lam*`` for :class:`~fastinterp.LipschitzOptimal` from data samples.
 
     - ``"covariance"``: ``lambda_min / lambda_max`` of the sample covariance of the flattened samples
@@ -184,6 +186,8 @@ def estimate_lam(data: Tensor, *, method: str = "covariance", dim: int = 2, refe
         method: ``"covariance"`` or ``"fourier"``.
         dim: spatial dimensions for ``"fourier"``.
         reference: ``"max"`` or ``"base"``.
+        max_wavenumber: ``"fourier"`` only: keep modes with every integer wavenumber component ``|n_i|`` at most
+            this (e.g. ``N // 3`` for data dealiased by the 2/3 rule, whose higher modes are zero, not stiff).
     """
     if reference not in ("max", "base"):
         raise ValueError(f"reference must be 'max' or 'base', got {reference!r}")
@@ -204,6 +208,13 @@ def estimate_lam(data: Tensor, *, method: str = "covariance", dim: int = 2, refe
                 f"dim must be 1 or 2 with data shaped (n, *grid), got dim={dim!r}, shape {tuple(data.shape)}"
             )
         u = torch.fft.fftn(x, dim=tuple(range(-dim, 0)), norm="ortho")
-        power = (u.real**2 + u.imag**2).reshape(-1, *x.shape[-dim:]).mean(0).flatten()[1:]
+        power = (u.real**2 + u.imag**2).reshape(-1, *x.shape[-dim:]).mean(0).flatten()
+        keep = torch.ones_like(power, dtype=torch.bool)
+        if max_wavenumber is not None:
+            axes = [torch.fft.fftfreq(n, d=1.0 / n).abs() for n in x.shape[-dim:]]
+            grids = torch.meshgrid(*axes, indexing="ij")
+            keep = torch.stack([g.flatten() <= max_wavenumber for g in grids]).all(0)
+        keep[0] = False  # the mean mode
+        power = power[keep]
         return float(power.min() / (power.max() if reference == "max" else 1.0))
     raise ValueError(f"method must be 'covariance' or 'fourier', got {method!r}")

@@ -123,10 +123,19 @@ def test_cli_train_and_experiment(tmp_path, capsys):
     assert "LipschitzOptimal" in out and (tmp_path / "exp" / "report.json").exists()
 
 
-@pytest.mark.slow
-def test_grf_cpu_experiment_lipschitz_beats_linear(tmp_path):
-    """The paper's claim with a trained network (3-5 minutes on 2 cores)."""
+def test_ns_tiny_experiment_runs(tmp_path):
+    pytest.importorskip("fastinterp._core")
     from fastinterp.experiment import run_experiment
 
-    report = run_experiment("grf", preset="cpu", out=tmp_path, progress=False)
+    report = run_experiment("ns", preset="tiny", out=tmp_path, progress=False)
+    assert 0 < report.lam < 1 and (tmp_path / "spectra.png").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", ["grf", "ns"])
+def test_cpu_experiment_lipschitz_beats_linear(dataset, tmp_path):
+    """The paper's claim with a trained network (about 5 minutes each on 2 cores)."""
+    from fastinterp.experiment import run_experiment
+
+    report = run_experiment(dataset, preset="cpu", out=tmp_path, progress=False)
     assert report.error_lipschitz < report.error_linear
