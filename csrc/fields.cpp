@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "fft.hpp"
@@ -78,7 +79,8 @@ py::array grf_sample_impl(const FieldSpec& sp, long num, uint64_t seed, uint64_t
       if (sp.dim == 2) {
         fft::RealFFT2D<T> plan(n, n);
         std::vector<T> re(n * m), im(n * m);
-        std::vector<double> z0(m), z1(m);
+        const long zs = std::is_same<T, double>::value ? 0 : n * m;  // draw_hermitian's scratch (float only)
+        std::vector<double> z0(zs), z1(zs);
         for (long i; (i = next.fetch_add(1)) < num;) {
           draw_spectrum<T>(sp, seed, first + static_cast<uint64_t>(i), re.data(), im.data(), z0.data(), z1.data());
           plan.inverse_destroy(re.data(), im.data(), po + i * per);
