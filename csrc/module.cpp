@@ -6,6 +6,8 @@
 
 #include "pde_bind.hpp"
 
+void bind_allen_cahn(pybind11::module_& m);  // csrc/allen_cahn.cpp
+
 namespace py = pybind11;
 
 #ifndef FASTINTERP_VERSION
@@ -44,4 +46,5 @@ PYBIND11_MODULE(_core, m) {
   bind_fft(m);
   bind_fields(m);
   bind_navier_stokes(m);
+  bind_allen_cahn(m);
 }
