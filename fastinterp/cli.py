@@ -280,9 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="pde_command", required=True
     )
     gen = pde.add_parser("generate", help="generate a dataset (resumable; torchrun splits it across ranks)")
-    gen.add_argument("equation", choices=["navier-stokes", "grf"])
+    gen.add_argument("equation", choices=["navier-stokes", "grf", "allen-cahn"])
     gen.add_argument("--num", type=_positive_int, help="number of trajectories")
-    gen.add_argument("--res", type=_positive_int, help="grid points per side")
+    gen.add_argument("--res", type=_positive_int, help="grid points per side (Allen-Cahn: N, for N + 1 nodes)")
     gen.add_argument("--out", required=True, help="dataset directory")
     gen.add_argument("--seed", type=int)
     gen.add_argument("--shard-size", type=_positive_int, help="trajectories per shard file (default 50)")

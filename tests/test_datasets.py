@@ -197,3 +197,20 @@ def test_cli_info_plot_export(tmp_path, capsys):
     assert torch.load(tmp_path / "pt" / "grf_00000.pt", weights_only=True).shape == (2, 1, 16, 16)
     with pytest.raises(SystemExit, match="give --num"):
         cli.main(["pde", "generate", "grf", "--res", "16", "--out", str(tmp_path / "x")])
+
+
+def test_allen_cahn_chains_and_npy_export(tmp_path, capsys):
+    root = tmp_path / "ac"
+    config = DatasetConfig(equation="allen-cahn", num=3, res=32, shard_size=2,
+                           params={"samples": 20, "burn_in": 50, "thin": 2})  # fmt: skip
+    generate(root, config, progress=False)
+    with h5py.File(root / shard_name(0), "r") as f:
+        assert f["t0_fields/u"].shape == (2, 20, 33)
+        assert f["boundary_conditions/x_neumann"].attrs["bc_type"] == "NEUMANN"
+        np.testing.assert_allclose(f["dimensions/x"][[0, -1]], [0.0, 1.0])
+    from fastinterp.pde import AllenCahn1D
+
+    direct = AllenCahn1D(32).sample(1, 20, seed=0, first=2, burn_in=50, thin=2).astype(np.float32)
+    np.testing.assert_array_equal(read_shard(root / shard_name(1), config), direct)
+    assert cli.main(["pde", "export", str(root), "--format", "npy", "--out", str(tmp_path / "npy")]) == 0
+    assert np.load(tmp_path / "npy" / "allen-cahn_00000.npy").shape == (2, 20, 33)  # (chains, samples, N + 1)

@@ -27,6 +27,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },  # fmt: skip
     # The Lipschitz paper's fields: s = 3, tau = 1, S = 1 at |k| = 2 pi, orthonormal-DFT convention.
     "grf": {"dim": 2, "s": 3.0, "tau": 1.0, "normalization": "ortho"},
+    # The paper's 1-D Allen-Cahn Gibbs measure (N + 1 nodes, free ends), sampled exactly by pCN: a "trajectory" is a
+    # chain and its "time" axis the recorded samples (every `thin` steps after `burn_in`; docs/allen_cahn.md).
+    "allen-cahn": {"samples": 1000, "burn_in": 2000, "thin": 2, "boundary": "free", "potential": "double_well"},
 }
 EQUATIONS = tuple(DEFAULTS)
 

@@ -28,8 +28,11 @@ from .config import DatasetConfig
 
 __all__ = ["FIELD_NAMES", "ShardError", "read_shard", "shard_name", "verify_shard", "write_shard"]
 
-FIELD_NAMES = {"navier-stokes": "vorticity", "grf": "u"}
-_BOX = {"navier-stokes": 2 * np.pi, "grf": 1.0}
+FIELD_NAMES = {"navier-stokes": "vorticity", "grf": "u", "allen-cahn": "u"}
+_BOX = {"navier-stokes": 2 * np.pi, "grf": 1.0, "allen-cahn": 1.0}
+# Allen-Cahn lives on the N + 1 nodes of [0, 1] with free (natural, Neumann) or pinned (Dirichlet) ends; the other
+# equations on periodic cells.
+_AC_BC = {"free": "NEUMANN", "pinned": "DIRICHLET"}
 
 
 class ShardError(ValueError):
@@ -77,15 +80,23 @@ def write_shard(path: Path, config: DatasetConfig, first: int, fields: dict[str,
         dims = f.create_group("dimensions")
         axes = ["x", "y"][: len(grid)]
         dims.attrs["spatial_dims"] = axes
-        for ax, n in zip(axes, grid, strict=True):
-            dims.create_dataset(ax, data=(np.arange(n) + 0.5) * _BOX[config.equation] / n, track_times=False)
         p = config.params
-        times = p["t_burn"] + p["t_snap"] * np.arange(T) if config.equation == "navier-stokes" else np.zeros(T)
+        ac = config.equation == "allen-cahn"
+        for ax, n in zip(axes, grid, strict=True):
+            coords = np.linspace(0.0, 1.0, n) if ac else (np.arange(n) + 0.5) * _BOX[config.equation] / n
+            dims.create_dataset(ax, data=coords, track_times=False)
+        if config.equation == "navier-stokes":
+            times = p["t_burn"] + p["t_snap"] * np.arange(T)
+        elif ac:  # MCMC step of each recorded sample
+            times = p["burn_in"] + p["thin"] * (np.arange(T) + 1.0)
+        else:
+            times = np.zeros(T)
         dims.create_dataset("time", data=times, track_times=False)
         bcs = f.create_group("boundary_conditions")
+        bc_type = _AC_BC[p["boundary"]] if ac else "PERIODIC"
         for ax in axes:
-            g = bcs.create_group(f"{ax}_periodic")
-            g.attrs["bc_type"] = "PERIODIC"
+            g = bcs.create_group(f"{ax}_{bc_type.lower()}")
+            g.attrs["bc_type"] = bc_type
             g.attrs["associated_dims"] = [ax]
         fi = f.create_group("fastinterp")
         fi.attrs["generator_version"] = version

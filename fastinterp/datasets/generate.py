@@ -59,6 +59,17 @@ def trajectory_function(config: DatasetConfig) -> tuple[Callable[[int, int, int]
             return field.sample(count, seed=config.seed, first=first, threads=threads)[:, None].astype(np.float32)
 
         return fn, 1
+    if config.equation == "allen-cahn":
+        from ..pde import AllenCahn1D
+
+        chain = AllenCahn1D(config.res, boundary=p["boundary"], potential=p["potential"])
+
+        def fn(first: int, count: int, threads: int) -> np.ndarray:
+            u = chain.sample(count, p["samples"], seed=config.seed, first=first, burn_in=p["burn_in"], thin=p["thin"],
+                             threads=threads)  # fmt: skip
+            return u.astype(np.float32)
+
+        return fn, p["burn_in"] + p["samples"] * p["thin"]
     raise ValueError(f"no generator for {config.equation!r}")  # pragma: no cover - config validates
 
 
