@@ -10,7 +10,7 @@ The public surface::
     g = fi.targets.GaussianMixture(means, weights, var)   # exact drifts for tests and benchmarks
 """
 
-from . import datasets, kernels, models, pde, targets
+from . import datasets, geometry, kernels, models, pde, targets
 from .checkpoint import load_checkpoint, save_checkpoint
 from .diagnostics import (
     averaged_lipschitz,
@@ -21,6 +21,7 @@ from .diagnostics import (
     shell_sum,
 )
 from .drift import Drift
+from .geometry import FrechetMean, LikelyPath, frechet_mean, likely_path
 from .interpolants import GAMMAS, Interpolant, interpolant_loss
 from .likelihood import divergence, log_prob
 from .predictions import PREDICTIONS, conversion_coefficients
@@ -52,7 +53,9 @@ __all__ = [
     "Custom",
     "Drift",
     "ExplicitRK",
+    "FrechetMean",
     "Interpolant",
+    "LikelyPath",
     "Linear",
     "LipschitzOptimal",
     "MixtureOptimal",
@@ -68,10 +71,13 @@ __all__ = [
     "datasets",
     "divergence",
     "estimate_lam",
+    "frechet_mean",
+    "geometry",
     "get_solver",
     "interpolant_loss",
     "jacobian_sq_norm",
     "kernels",
+    "likely_path",
     "lipschitz_profile",
     "load_checkpoint",
     "log_prob",

@@ -1,0 +1,467 @@
+"""Likely paths: batched ProbGEORCE curves of minimal kinetic-plus-potential energy between pairs of points.
+
+For a pair ``(a, b)`` and ``N = n_grid`` steps, the curve ``z_0 = a, ..., z_N = b`` with controls
+``u_i = z_{i+1} - z_i`` minimises
+
+    E(z) = sum_{i=0}^{N-1} u_i^T G(z_i) u_i + lam_n sum_{i=1}^{N-1} S(z_i),      S = -log p,
+
+the discretised energy of the paper's Lagrange relaxation (kinetic energy of a geodesic plus ``lam`` times the
+negative log-likelihood along it). ProbGEORCE linearises ``S`` (and the metric's dependence on ``z``) at the
+current curve, solves the resulting quadratic control problem in closed form (Pontryagin, see
+:func:`~fastinterp.geometry._control.georce_controls`) and moves toward it with an Armijo line search.
+
+This implementation solves a whole batch of pairs at once: the line search has a step size per pair, converged
+pairs are frozen by masks, and the host is consulted only every ``check_every`` iterations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ._control import (
+    KineticChange,
+    Metric,
+    MetricState,
+    controls,
+    full_curve,
+    georce_controls,
+    kinetic,
+    kinetic_grad,
+    potential_bad,
+    straight_line,
+    trapezoid_potential,
+)
+from .potentials import Potential, as_potential
+
+__all__ = ["LikelyPath", "likely_path"]
+
+
+@dataclass(frozen=True)
+class LikelyPath:
+    """Curves and per-pair diagnostics returned by :func:`likely_path` (and the baseline solvers).
+
+    Attributes:
+        curves: ``(P, n_grid + 1, *event)``, from ``a`` (index 0, exactly) to ``b`` (index ``n_grid``, exactly).
+        energy: ``(P,)`` the final discrete energy ``E`` (with ``lam_n``; see the module docstring).
+        nll: ``(P,)`` mean of ``S = -log p`` over the interior points of the curve. With a score-only source ``S``
+            is known up to a constant: it is then ``S - S(a)``, integrated along the curve (trapezoid rule).
+        line_nll: ``(P,)`` the same for the straight line from ``a`` to ``b`` (the starting curve).
+        iterations: ``(P,)`` int64, the updates each pair took.
+        converged: ``(P,)`` bool, ``|grad E| < tol`` reached.
+        grad_norm: ``(P,)`` the final ``|grad E|`` (Euclidean norm over all interior points).
+        lam_n: ``(P,)`` the normalised weight of the potential actually used.
+        energy_trace: ``(T + 1, P)`` the energy after each iteration (row 0: the straight line), when requested.
+    """
+
+    curves: Tensor
+    energy: Tensor
+    nll: Tensor
+    line_nll: Tensor
+    iterations: Tensor
+    converged: Tensor
+    grad_norm: Tensor
+    lam_n: Tensor
+    energy_trace: Tensor | None = None
+
+
+# ----------------------------------------------------------------------------------------------------- validation
+
+
+def _check_points(a: object, b: object) -> tuple[Tensor, Tensor]:
+    for name, x in (("a", a), ("b", b)):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor shaped (P, *event), got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+        if x.ndim < 1 or x.shape[0] < 1:
+            raise ValueError(f"{name} must be shaped (P, *event) with P >= 1, got {tuple(x.shape)}")
+        if not torch.isfinite(x).all():
+            raise ValueError(f"{name} must be finite")
+    assert isinstance(a, Tensor) and isinstance(b, Tensor)
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must have the same shape (P, *event), got {tuple(a.shape)} and {tuple(b.shape)}")
+    if a.dtype != b.dtype or a.device != b.device:
+        raise TypeError(f"a and b must share dtype and device, got {a.dtype}/{a.device} and {b.dtype}/{b.device}")
+    return a.detach(), b.detach()
+
+
+def _check_int(name: str, v: object, minimum: int) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+    if v < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {v}")
+    return v
+
+
+def _check_float(name: str, v: object, *, low: float, high: float = math.inf, strict: bool = False) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"{name} must be a float, got {type(v).__name__}")
+    v = float(v)
+    ok = math.isfinite(v) and (low < v if strict else low <= v) and v <= high
+    if not ok:
+        raise ValueError(
+            f"{name} must be {'>' if strict else '>='} {low:g}{f' and <= {high:g}' if high < math.inf else ''}, got {v}"
+        )
+    return v
+
+
+def _check_metric(metric: object) -> Callable[[Tensor], Tensor] | None:
+    if metric is not None and not callable(metric):
+        raise TypeError(f"metric must be a callable z -> G(z) shaped (M, d, d), got {type(metric).__name__}")
+    return metric  # type: ignore[return-value]
+
+
+@dataclass
+class _Options:
+    lam: float
+    n: int
+    tol: float
+    max_iter: int
+    normalize_lam: bool
+    ls_trials: int
+    ls_shrink: float
+    armijo: float
+    check_every: int
+    record_energy: bool
+
+
+def _options(
+    lam: object,
+    n_grid: object,
+    tol: object,
+    max_iter: object,
+    normalize_lam: object,
+    ls_trials: object,
+    ls_shrink: object,
+    armijo: object,
+    check_every: object,
+    record_energy: object,
+) -> _Options:
+    return _Options(
+        lam=_check_float("lam", lam, low=0.0),
+        n=_check_int("n_grid", n_grid, 2),
+        tol=_check_float("tol", tol, low=0.0, strict=True),
+        max_iter=_check_int("max_iter", max_iter, 0),
+        normalize_lam=bool(normalize_lam),
+        ls_trials=_check_int("ls_trials", ls_trials, 1),
+        ls_shrink=_check_float("ls_shrink", ls_shrink, low=0.0, high=0.99, strict=True),
+        armijo=_check_float("armijo", armijo, low=0.0, high=0.5, strict=True),
+        check_every=_check_int("check_every", check_every, 1),
+        record_energy=bool(record_energy),
+    )
+
+
+# ------------------------------------------------------------------------------------------------ the potential term
+
+
+class _Terms:
+    """Evaluates ``S`` / ``grad S`` on batches of curves ``(P, n, d)`` and reports bad values per pair."""
+
+    def __init__(self, pot: Potential | None, event: tuple[int, ...]) -> None:
+        self.pot, self.event = pot, event
+
+    @property
+    def has_value(self) -> bool:
+        return self.pot is None or self.pot.has_value
+
+    def _flat(self, z: Tensor) -> Tensor:
+        return z.reshape(-1, *self.event)
+
+    def value_and_grad(self, z: Tensor) -> tuple[Tensor | None, Tensor]:
+        P, n, d = z.shape
+        if self.pot is None:
+            return z.new_zeros(P, n), torch.zeros_like(z)
+        S, g = self.pot.value_and_grad(self._flat(z))
+        return (None if S is None else S.reshape(P, n)), g.reshape(P, n, d)
+
+    def value(self, z: Tensor) -> Tensor:
+        P, n, _ = z.shape
+        if self.pot is None:
+            return z.new_zeros(P, n)
+        return self.pot.value(self._flat(z)).reshape(P, n)
+
+    def grad(self, z: Tensor) -> Tensor:
+        if self.pot is None:
+            return torch.zeros_like(z)
+        return self.pot.grad(self._flat(z)).reshape(z.shape)
+
+    @property
+    def name(self) -> str:
+        return "the potential" if self.pot is None else self.pot.name
+
+
+def normalised_lam(lam: float, normalize: bool, K_line: Tensor, S_line: Tensor | None, gS_line: Tensor) -> Tensor:
+    """Per pair ``lam_n = lam E_kin(line) / |sum_i S(line_i)|`` (the paper's normalisation).
+
+    With a score-only source ``S`` is not available and the denominator is ``sum_i |grad S(line_i)|`` instead.
+    Where the denominator vanishes (``< 1e-12``) ``lam`` is used as is; ``normalize=False`` uses ``lam`` as is.
+    """
+    lam_t = torch.full_like(K_line, lam)
+    if not normalize or lam == 0.0:
+        return lam_t
+    den = S_line.sum(1).abs() if S_line is not None else gS_line.norm(dim=-1).sum(1)
+    return torch.where(den > 1e-12, lam * K_line / den.clamp_min(1e-12), lam_t)
+
+
+class _BadWatch:
+    """The first iteration at which each pair met a bad value, kept on the device until a check."""
+
+    def __init__(self, P: int, device: torch.device) -> None:
+        self.first = torch.full((P,), -1, dtype=torch.int64, device=device)
+        self.kind = torch.zeros((P,), dtype=torch.int64, device=device)
+
+    def update(self, bad: Tensor, it: int, kind: int) -> None:
+        new = bad & (self.first < 0)
+        self.first = torch.where(new, it, self.first)
+        self.kind = torch.where(new, kind, self.kind)
+
+    def raise_if_bad(self, source: str, what: str = "pair") -> None:
+        first = self.first
+        if bool((first >= 0).any()):
+            big = torch.iinfo(torch.int64).max
+            p = int(torch.where(first >= 0, first, big).argmin())
+            it, kind = int(first[p]), int(self.kind[p])
+            if kind == 1:
+                msg = f"{source} returned non-finite values (NaN/inf gradient, or NaN/-inf potential)"
+            else:
+                msg = "metric returned a matrix that is not symmetric positive definite (or not finite)"
+            raise ValueError(f"{msg} at iteration {it} for {what} {p}; the curve there is not usable")
+
+
+# -------------------------------------------------------------------------------------------------- the solver
+
+
+def _solve(
+    a: Tensor,
+    b: Tensor,
+    terms: _Terms,
+    metric: Metric | None,
+    opt: _Options,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """ProbGEORCE on flat pairs ``a, b (P, d)``; returns the interior ``z (P, N-1, d)`` and diagnostics."""
+    P, d = a.shape
+    n = opt.n
+    dev = a.device
+    delta = b - a
+    watch = _BadWatch(P, dev)
+    G0 = metric(a) if metric is not None else None
+    gS_a = terms.grad(a.unsqueeze(1))[:, 0] if not terms.has_value else None
+    if gS_a is not None:
+        watch.update(~torch.isfinite(gS_a).all(1), 0, 1)
+
+    z = straight_line(a, b, n)
+    S, gS = terms.value_and_grad(z)
+    watch.update(potential_bad(S, gS), 0, 1)
+
+    def metric_state(z: Tensor, u: Tensor) -> MetricState | None:
+        if metric is None:
+            return None
+        assert G0 is not None
+        ms = metric.state(G0, z, u)
+        watch.update(ms.bad, it, 2)
+        return ms
+
+    def report(z: Tensor, S: Tensor | None, gS: Tensor, K: Tensor) -> tuple[Tensor, Tensor]:
+        """(energy, nll) of the curves; score-only: S - S(a) integrated along each curve."""
+        if S is None:
+            assert gS_a is not None
+            S = trapezoid_potential(gS_a, gS, controls(a, z, b))
+        return K + lam_n * S.sum(1), S.mean(1)
+
+    it = 0
+    u = controls(a, z, b)
+    ms = metric_state(z, u)
+    K = kinetic(u, None if ms is None else ms.G)
+    lam_n = normalised_lam(opt.lam, opt.normalize_lam, K, S, gS)
+    E, line_nll = report(z, S, gS, K)
+    trace = [E] if opt.record_energy else []
+
+    def gradient(u: Tensor, ms: MetricState | None, gS: Tensor) -> tuple[Tensor, Tensor]:
+        """(the linear force gc of the control update, grad E); kinetic_grad already holds the metric's dquad."""
+        g = lam_n.reshape(P, 1, 1) * gS
+        return (g if ms is None else g + ms.dquad), kinetic_grad(u, ms) + g
+
+    gc, gE = gradient(u, ms, gS)
+    gnorm = gE.flatten(1).norm(dim=1)
+    active = ~(gnorm < opt.tol)
+    iters = torch.zeros(P, dtype=torch.int64, device=dev)
+    tau0 = torch.ones(P, dtype=a.dtype, device=dev)
+    watch.raise_if_bad(terms.name)  # one check on the straight line: bad input fails before any work
+    shrink_all = opt.ls_shrink**opt.ls_trials
+    tau_floor = 1e-14
+
+    while it < opt.max_iter:
+        it += 1
+        iters = iters + active.to(torch.int64)
+        # the closed-form controls of the linearised problem, and the direction toward them
+        u_hat = georce_controls(gc, delta, ms)
+        dz = a.unsqueeze(1) + torch.cumsum(u_hat, dim=1)[:, :-1] - z
+        slope = (gE * dz).sum((1, 2))
+        # Armijo backtracking, a step size per pair: ls_trials sizes tau0 * shrink^k, no host synchronisation
+        dK = KineticChange(metric, None if ms is None else ms.G, a, z, b, dz)
+        found = torch.zeros(P, dtype=torch.bool, device=dev)
+        tau_acc = torch.zeros_like(tau0)
+        gS_acc = gS
+        for k in range(opt.ls_trials):
+            tau = tau0 * opt.ls_shrink**k
+            zt = z + tau.reshape(P, 1, 1) * dz
+            dKt = dK(tau)
+            if terms.has_value:
+                assert S is not None
+                St = terms.value(zt)
+                watch.update((torch.isnan(St) | (St == -torch.inf)).any(1), it, 1)
+                dE = dKt + lam_n * (St - S).sum(1)
+            else:
+                gSt = terms.grad(zt)
+                watch.update(~torch.isfinite(gSt).flatten(1).all(1), it, 1)
+                dS = 0.5 * ((gS + gSt) * (zt - z)).sum(-1)  # trapezoid rule on grad S from z to zt
+                dE = dKt + lam_n * dS.sum(1)
+            ok = ~found & (dE <= opt.armijo * tau * slope)
+            if not terms.has_value:
+                gS_acc = torch.where(ok.reshape(P, 1, 1), gSt, gS_acc)
+            tau_acc = torch.where(ok, tau, tau_acc)
+            found = found | ok
+        move = found & active
+        z_new = z + tau_acc.reshape(P, 1, 1) * dz
+        if terms.has_value:
+            S_new, gS_new = terms.value_and_grad(z_new)
+            watch.update(move & potential_bad(S_new, gS_new), it, 1)
+        else:
+            S_new, gS_new = None, gS_acc
+        m3 = move.reshape(P, 1, 1)
+        z = torch.where(m3, z_new, z)
+        gS = torch.where(m3, gS_new, gS)
+        if S is not None and S_new is not None:
+            S = torch.where(move.reshape(P, 1), S_new, S)
+        u = controls(a, z, b)
+        ms = metric_state(z, u)
+        K = kinetic(u, None if ms is None else ms.G)
+        gc, gE = gradient(u, ms, gS)
+        gnorm = gE.flatten(1).norm(dim=1)
+        # the next first trial: grow back toward the full step after a success, keep shrinking after a failure
+        tau0 = torch.where(
+            active,
+            torch.where(found, (tau_acc / opt.ls_shrink).clamp(max=1.0), tau0 * shrink_all),
+            tau0,
+        )
+        active = active & ~(gnorm < opt.tol) & (tau0 > tau_floor)  # a stalled line search ends the pair
+        if opt.record_energy:
+            trace.append(report(z, S, gS, K)[0])
+        if it % opt.check_every == 0 or it == opt.max_iter:
+            watch.raise_if_bad(terms.name)  # the host synchronisation, every check_every iterations
+            if not bool(active.any()):
+                break
+
+    E, nll = report(z, S, gS, K)
+    diag = dict(
+        energy=E,
+        nll=nll,
+        line_nll=line_nll,
+        iterations=iters,
+        converged=gnorm < opt.tol,
+        grad_norm=gnorm,
+        lam_n=lam_n,
+        energy_trace=torch.stack(trace) if opt.record_energy else None,
+    )
+    return z, diag
+
+
+def likely_path(
+    a: Tensor,
+    b: Tensor,
+    *,
+    score: object = None,
+    log_prob: object = None,
+    metric: Callable[[Tensor], Tensor] | None = None,
+    lam: float = 20.0,
+    n_grid: int = 100,
+    tol: float = 1e-4,
+    max_iter: int = 1000,
+    t_score: float = 1 - 1e-3,
+    normalize_lam: bool = True,
+    ls_trials: int = 4,
+    ls_shrink: float = 0.5,
+    armijo: float = 1e-4,
+    check_every: int = 10,
+    record_energy: bool = False,
+) -> LikelyPath:
+    """Most likely paths between a batch of pairs, by batched ProbGEORCE.
+
+    Minimises, for every pair ``p`` independently, the discrete energy (``N = n_grid``, ``z_0 = a_p``,
+    ``z_N = b_p``, ``u_i = z_{i+1} - z_i``, ``S = -log p``)
+
+        E(z) = sum_{i=0}^{N-1} u_i^T G(z_i) u_i + lam_n sum_{i=1}^{N-1} S(z_i),
+
+    with ``lam_n = lam E_kin(line) / |sum_i S(line_i)|`` per pair (the straight line's kinetic energy over its
+    potential; ``normalize_lam=False`` uses ``lam`` as is). Each iteration linearises the potential,
+    ``g_i = lam_n grad S(z_i)`` (plus ``grad_z u_i^T G(z) u_i`` under a metric), and takes the closed-form optimal
+    controls; Euclidean, with ``Gn_i = sum_{j > i} g_j``:
+
+        u_i^new = (b - a) / N + (1/2) (mean_j Gn_j - Gn_i),
+
+    and with a metric ``mu_N = -(sum_i G_i^-1)^-1 (sum_i G_i^-1 Gn_i + 2 (b - a))``,
+    ``u_i^new = -(1/2) G_i^-1 (mu_N + Gn_i)``. The curve moves to ``z + tau (z^new - z)`` with ``tau`` from an
+    Armijo backtracking search per pair (``ls_trials`` sizes ``tau0 shrink^k`` tried each iteration, ``tau0``
+    growing back to 1 after successes). A pair stops when ``|grad E| < tol`` (it is then frozen; its result does not
+    depend on the rest of the batch) or its line search stalls.
+
+    Host synchronisation: none inside an iteration; every ``check_every`` iterations the host checks for bad values
+    and whether any pair is still active (so up to ``check_every - 1`` extra, masked iterations run).
+    ``check_every >= max_iter`` gives a fixed-length loop with a single check at the end.
+
+    With a score-only source (a drift or a score callable) ``S`` is unknown: the line search measures its change
+    from ``z`` to the trial by the trapezoid rule on ``grad S`` (error ``O(|step|^3)``), the normalisation uses
+    ``sum_i |grad S(line_i)|`` in place of ``|sum_i S(line_i)|``, and ``nll`` / ``energy`` use ``S - S(a)``.
+
+    Args:
+        a: start points shaped ``(P, *event)``.
+        b: end points shaped like ``a``.
+        score: the density's score ``grad log p``: an analytic target (its ``log_prob`` is used too when it has
+            one), a :class:`~fastinterp.Drift` (its score at time ``t_score``), a callable ``x -> grad log p(x)``
+            shaped like ``x``, or a :class:`~fastinterp.geometry.Potential`.
+        log_prob: ``x -> log p(x)`` shaped ``(M,)`` (or an object with ``.log_prob``); alone, its gradient comes
+            from autograd. With neither ``score`` nor ``log_prob`` the potential is zero (a pure geodesic).
+        metric: ``z -> G(z)``, SPD matrices shaped ``(M, d, d)`` for points ``(M, *event)``, ``d = prod(event)``,
+            differentiable by autograd; ``None`` is the Euclidean metric (the fast path).
+        lam: weight of the potential, ``>= 0`` (``0``: the geodesic of the metric).
+        n_grid: number of steps ``N`` of the curve, ``>= 2``.
+        tol: stop when the Euclidean norm of ``grad E`` over the interior points is below ``tol``.
+        max_iter: maximal number of iterations.
+        t_score: the time of a drift's score (near 1, the data end).
+        normalize_lam: scale ``lam`` per pair as above (the paper's convention).
+        ls_trials: step sizes tried per iteration by the line search.
+        ls_shrink: their ratio, in ``(0, 0.99]``.
+        armijo: the sufficient-decrease constant ``c`` of ``E(z + tau d) <= E(z) + c tau <grad E, d>``.
+        check_every: iterations between host checks (convergence and bad values).
+        record_energy: also return the energy after every iteration.
+
+    Returns:
+        :class:`LikelyPath` with ``curves`` shaped ``(P, n_grid + 1, *event)`` and per-pair diagnostics.
+
+    Raises:
+        TypeError, ValueError: bad arguments (named), or ``score`` / ``log_prob`` / ``metric`` returning
+            non-finite values (the message names the iteration and the pair).
+
+    Example:
+        >>> g = fi.targets.GaussianMixture(means, weights, 0.1)
+        >>> res = likely_path(a, b, score=g, lam=20.0)     # res.curves: (P, 101, 2)
+        >>> bool((res.nll < res.line_nll).all())
+    """
+    a, b = _check_points(a, b)
+    opt = _options(lam, n_grid, tol, max_iter, normalize_lam, ls_trials, ls_shrink, armijo, check_every, record_energy)
+    pot = as_potential(score, log_prob, t_score=t_score)
+    fn = _check_metric(metric)
+    event = tuple(a.shape[1:])
+    d = math.prod(event)
+    P = a.shape[0]
+    terms = _Terms(pot, event)
+    met = Metric(fn, event, d) if fn is not None else None
+    with torch.no_grad():
+        z, diag = _solve(a.reshape(P, d), b.reshape(P, d), terms, met, opt)
+        curves = full_curve(a.reshape(P, d), z, b.reshape(P, d)).reshape(P, opt.n + 1, *event)
+    return LikelyPath(curves=curves, **diag)
