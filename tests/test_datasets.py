@@ -61,9 +61,11 @@ def test_schema_follows_the_well_layout(tmp_path):
     np.testing.assert_array_equal(read_shard(tmp_path / "d" / shard_name(1), config), direct)
 
 
-def _run_cli(args, **kw):
+def _run_cli(args, cwd):
+    # cwd away from the checkout: `python -m` puts the working directory first on sys.path, and the checkout's
+    # fastinterp/ has no compiled core; the installed package must be the one imported
     return subprocess.Popen([sys.executable, "-m", "fastinterp.cli", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, **kw)  # fmt: skip
+                            stderr=subprocess.DEVNULL, cwd=cwd)  # fmt: skip
 
 
 def test_sigkill_and_resume_give_a_bit_identical_dataset(tmp_path):
@@ -74,7 +76,7 @@ def test_sigkill_and_resume_give_a_bit_identical_dataset(tmp_path):
             str(tmp_path / "run"), "--quiet"] + [f"--set={k}={v}" for k, v in params.items()]  # fmt: skip
     kills = 0
     for attempt in range(4):
-        proc = _run_cli(args + (["--resume"] if attempt else []))
+        proc = _run_cli(args + (["--resume"] if attempt else []), cwd=tmp_path)
         deadline = time.time() + 60
         start_files = len(list((tmp_path / "run").rglob("*.npy"))) + len(list((tmp_path / "run").glob("*.h5")))
         while time.time() < deadline and proc.poll() is None:
@@ -121,7 +123,7 @@ def test_two_ranks_give_the_same_dataset(tmp_path):
     args += [f"--set={k}={v}" for k, v in NS_FAST.items()]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run([sys.executable, "-m", "torch.distributed.run", *args], capture_output=True, text=True,
-                         env=env, timeout=300)  # fmt: skip
+                         env=env, timeout=300, cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     np.testing.assert_array_equal(_all(tmp_path / "two", config), _all(tmp_path / "one", config))
     one = json.loads((tmp_path / "one" / "manifest.json").read_text())
