@@ -203,16 +203,18 @@ def generate(
     bar = _Progress(sum(c for _, _, c in mine), steps, progress, f"rank {rank}" if world > 1 else config.equation)
     for k, first, count in mine:
         path = root / shard_name(k)
+        work = root / ".work" / f"shard_{k:05d}"
         if path.exists():
             try:
                 verify_shard(path, config, first, count)
                 bar.advance(count, generated=False)
+                # a run killed between renaming the shard into place and clearing its trajectories left them
+                shutil.rmtree(work, ignore_errors=True)
                 continue
             except ShardError as exc:
                 aside = path.with_name(path.name + f".damaged-{int(time.time())}")
                 log(f"{exc}; moved to {aside.name} and regenerating shard {k}")
                 path.replace(aside)
-        work = root / ".work" / f"shard_{k:05d}"
         work.mkdir(parents=True, exist_ok=True)
         todo = [i for i in range(first, first + count) if not (work / f"traj_{i:07d}.npy").exists()]
         bar.advance(count - len(todo), generated=False)
