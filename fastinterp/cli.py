@@ -46,9 +46,19 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _load_array(path: str):
+    import os
+
     import numpy as np
     import torch
 
+    if os.path.isdir(path):  # a dataset directory of `fastinterp pde generate`: every snapshot, in memory
+        from .datasets import PDEDataset
+
+        try:
+            ds = PDEDataset(path)
+        except ValueError as exc:
+            raise SystemExit(f"fastinterp train: {exc}") from None
+        return torch.stack([ds[i] for i in range(len(ds))])
     if path.endswith(".npy"):
         data = torch.from_numpy(np.load(path))
     elif path.endswith(".pt"):
@@ -56,7 +66,7 @@ def _load_array(path: str):
         if not isinstance(data, torch.Tensor):
             raise SystemExit(f"fastinterp train: {path} must hold one tensor, got {type(data).__name__}")
     else:
-        raise SystemExit(f"fastinterp train: --data must be a .npy or .pt array file, got {path}")
+        raise SystemExit(f"fastinterp train: --data must be a dataset directory or a .npy/.pt array, got {path}")
     return data.float()
 
 
@@ -256,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_cmd_demo)
 
     tr = sub.add_parser("train", help="train a model with the linear schedule on an array of samples")
-    tr.add_argument("--data", required=True, help=".npy or .pt array shaped (n, ...) or (trajectory, time, ...)")
+    tr.add_argument("--data", required=True,
+                    help="a dataset directory (fastinterp pde generate), or a .npy/.pt array (n, ...)")  # fmt: skip
     tr.add_argument("--model", required=True, help="tiny-1d, tiny-2d, small-2d, 1d-1m, 2d-2m or mlp:<dim>")
     tr.add_argument("--steps", type=_positive_int, required=True)
     tr.add_argument("--out", required=True, help="checkpoint path")
@@ -270,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=_cmd_train)
 
     ex = sub.add_parser("experiment", help="train once (linear), sample with Linear and LipschitzOptimal, compare")
-    ex.add_argument("dataset", choices=["grf", "ns"])
+    ex.add_argument("dataset", choices=["grf", "ns", "ac"])
     ex.add_argument("--preset", default="cpu", choices=["tiny", "cpu", "paper"])
     ex.add_argument("--out", default="experiment")
     ex.add_argument("--seed", type=int, default=0)

@@ -5,10 +5,12 @@ sampled at equal NFE (10 RK4 steps) with ``Linear`` and with ``LipschitzOptimal(
 (``lam*`` estimated from the training data's Fourier spectrum, REFERENCE section 3), the samples' radial energy
 spectra compared with held-out data.
 
-Datasets: ``grf`` (Gaussian random fields, exact samples from :class:`~fastinterp.targets.GaussianRandomField`) and
+Datasets: ``grf`` (Gaussian random fields, exact samples from :class:`~fastinterp.targets.GaussianRandomField`),
 ``ns`` (stochastic Navier-Stokes vorticity from :class:`~fastinterp.pde.NavierStokes2D`, the paper's parameters;
-held-out snapshots come from other trajectories). The spectrum compared is the radial ``|w_k|^2`` (enstrophy
-spectrum for vorticity).
+held-out snapshots come from other trajectories) and ``ac`` (the paper's 1-D Allen-Cahn Gibbs measure sampled
+exactly by :class:`~fastinterp.pde.AllenCahn1D`, first N of the N + 1 nodes, held-out samples from other chains).
+The spectrum compared is the radial ``|u_k|^2`` (the enstrophy spectrum for vorticity; for the non-periodic
+Allen-Cahn profiles a diagnostic only).
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ PRESETS = {
         "cpu": Preset(n=16, n_train=2048, n_test=512, model="small-2d", steps=600, batch_size=32, lr=2e-3),
         "paper": Preset(n=128, n_train=10000, n_test=1000, model="2d-2m", steps=50000, batch_size=64, lr=2e-4),
     },
+    "ac": {  # 1-D: fields of N = n nodes (the trainer keeps the first N of the N + 1, as the paper's does)
+        "tiny": Preset(n=32, n_train=128, n_test=64, model="tiny-1d", steps=30, batch_size=16, lr=2e-3, n_samples=32),
+        "cpu": Preset(n=32, n_train=4000, n_test=1000, model="tiny-1d", steps=600, batch_size=64, lr=2e-3),
+        "paper": Preset(n=128, n_train=100000, n_test=10000, model="1d-1m", steps=50000, batch_size=256, lr=2e-4),
+    },
     "ns": {
         "tiny": Preset(n=32, n_train=80, n_test=40, model="tiny-2d", steps=30, batch_size=8, lr=2e-3, n_samples=16),
         "cpu": Preset(n=32, n_train=2000, n_test=500, model="small-2d", steps=600, batch_size=32, lr=2e-3),
@@ -86,7 +93,8 @@ class ExperimentReport:
 
 def _spectrum_error(fields: torch.Tensor, reference: torch.Tensor, shells: int | None = None) -> float:
     """Mean over shells ``1..shells`` of ``|log10(E / E_reference)|``."""
-    e, ref = radial_spectrum(fields), radial_spectrum(reference)
+    dim = fields.ndim - 1
+    e, ref = radial_spectrum(fields, dim=dim), radial_spectrum(reference, dim=dim)
     last = (shells or e.numel() - 1) + 1
     return float((e[1:last] / ref[1:last]).log10().abs().mean())
 
@@ -101,6 +109,15 @@ def _data(dataset: str, p: Preset, seed: int, gen: torch.Generator) -> tuple[tor
     if dataset == "grf":
         data = GaussianRandomField(p.n, dtype=torch.float32).sample(p.n_train + p.n_test, generator=gen)
         return data[: p.n_train], data[p.n_train :]
+    if dataset == "ac":
+        from .pde import AllenCahn1D
+
+        chains = 8
+        per_chain = -(-(p.n_train + p.n_test) // chains)
+        u = AllenCahn1D(p.n).sample(chains, per_chain, seed=seed, thin=2, threads=os.cpu_count() or 1)
+        u = torch.from_numpy(u[..., : p.n].astype("float32"))  # first N of the N + 1 nodes
+        test_chains = max(1, round(chains * p.n_test / (p.n_train + p.n_test)))
+        return u[test_chains:].reshape(-1, p.n), u[:test_chains].reshape(-1, p.n)
     from .pde import NavierStokes2D
 
     snaps = 10  # snapshots per trajectory, every 0.5 time units after 50 of burn-in (REFERENCE section 6)
@@ -133,10 +150,11 @@ def run_experiment(
     seconds = time.perf_counter() - start
     mean, std = float(train_data.mean()), float(train_data.std())
     kmax = _resolved(dataset, p.n)
-    lam = estimate_lam((train_data - mean) / std, method="fourier", reference="base", max_wavenumber=kmax)
+    dim = train_data.ndim - 1
+    lam = estimate_lam((train_data - mean) / std, method="fourier", dim=dim, reference="base", max_wavenumber=kmax)
 
     drift = Drift(result.ema, schedule=Linear(), prediction=p.prediction)
-    z = torch.randn(p.n_samples, p.n, p.n, generator=gen)
+    z = torch.randn(p.n_samples, *train_data.shape[1:], generator=gen)
     kw = dict(steps=p.sample_steps, method="rk4", t_min=1e-4, t_max=1 - 1e-4)
     with torch.no_grad():
         lin = sample(drift, z, **kw) * std + mean
@@ -159,7 +177,7 @@ def _plot(path: Path, test, lin, lip, report: ExperimentReport) -> None:
     fig, ax = plt.subplots(figsize=(5, 3.8))
     for label, fields, style in (("held-out data", test, "k-"), ("Linear", lin, "-"),
                                  (f"LipschitzOptimal({report.lam:.2g})", lip, "-")):  # fmt: skip
-        e = radial_spectrum(fields.double())
+        e = radial_spectrum(fields.double(), dim=fields.ndim - 1)
         k = torch.arange(1, e.numel())
         ax.loglog(k.numpy(), e[1:].clamp(min=1e-300).numpy(), style, label=label)
     ax.set_xlabel("|k| / 2 pi")

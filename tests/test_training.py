@@ -123,16 +123,27 @@ def test_cli_train_and_experiment(tmp_path, capsys):
     assert "LipschitzOptimal" in out and (tmp_path / "exp" / "report.json").exists()
 
 
-def test_ns_tiny_experiment_runs(tmp_path):
+@pytest.mark.parametrize("dataset", ["ns", "ac"])
+def test_pde_tiny_experiments_run(dataset, tmp_path):
     pytest.importorskip("fastinterp._core")
     from fastinterp.experiment import run_experiment
 
-    report = run_experiment("ns", preset="tiny", out=tmp_path, progress=False)
+    report = run_experiment(dataset, preset="tiny", out=tmp_path, progress=False)
     assert 0 < report.lam < 1 and (tmp_path / "spectra.png").exists()
 
 
+def test_train_cli_reads_a_dataset_directory(tmp_path):
+    pytest.importorskip("h5py")
+    pytest.importorskip("fastinterp._core")
+    assert cli.main(["pde", "generate", "grf", "--num", "8", "--res", "16", "--out", str(tmp_path / "d"),
+                     "--quiet"]) == 0  # fmt: skip
+    assert cli.main(["train", "--data", str(tmp_path / "d"), "--model", "tiny-2d", "--steps", "2", "--batch-size", "4",
+                     "--out", str(tmp_path / "m.pt")]) == 0  # fmt: skip
+    assert load_checkpoint(tmp_path / "m.pt")["training"]["n_data"] == 8
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("dataset", ["grf", "ns"])
+@pytest.mark.parametrize("dataset", ["grf", "ns", "ac"])
 def test_cpu_experiment_lipschitz_beats_linear(dataset, tmp_path):
     """The paper's claim with a trained network (about 5 minutes each on 2 cores)."""
     from fastinterp.experiment import run_experiment
