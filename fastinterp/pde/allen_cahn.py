@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ._common import steps_for
+
 __all__ = ["AllenCahn1D", "AllenCahnSPDE", "PCNState", "modal_basis", "pcn_step_ref", "spde_step_ref"]
 
 BOUNDARIES_1D = ("free", "pinned")
@@ -425,15 +427,6 @@ def spde_step_ref(a: torch.Tensor, z: torch.Tensor, tb: _SpdeTables) -> torch.Te
     return tb.e * a - tb.c * G + tb.s * z
 
 
-def _steps(t: float, dt: float, name: str, minimum: int) -> int:
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
-        raise ValueError(f"{name} must be finite and >= 0, got {t!r}")
-    k = round(t / dt)
-    if abs(k * dt - t) > 1e-9 * max(t, dt) or k < minimum:
-        raise ValueError(f"{name} must be a multiple of dt={dt} (>= {minimum} steps), got {t!r}")
-    return k
-
-
 class AllenCahnSPDE:
     """Gradient-flow SPDE ``du = (Lap u - V'(u)/2) dt + sqrt(2) dW`` on ``[0, 1]^dim`` (module docstring).
 
@@ -577,8 +570,8 @@ class AllenCahnSPDE:
         """Nodal snapshots ``(num, snapshots, nodes[, nodes])``: a random initial state, ``t_burn`` of burn-in, then
         one every ``t_snap`` (the first at ``t_burn``). Both must be multiples of ``dt``."""
         snapshots = _int("snapshots", snapshots, 1)
-        burn = _steps(t_burn, self.dt, "t_burn", 0)
-        every = _steps(t_snap, self.dt, "t_snap", 1)
+        burn = steps_for(t_burn, self.dt, "t_burn", 0)
+        every = steps_for(t_snap, self.dt, "t_snap", 1)
         a = self.initial_state(num, seed=seed, first=first)
         return self._run(a, burn, every, snapshots, seed=seed, first=first, step0=0, noise=None, backend=backend,
                          threads=threads, device=device)[1]  # fmt: skip

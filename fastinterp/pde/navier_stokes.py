@@ -26,6 +26,8 @@ import math
 import numpy as np
 import torch
 
+from ._common import steps_for
+
 __all__ = ["NavierStokes2D", "energy_spectrum", "enstrophy_spectrum", "ns_step_ref"]
 
 SCHEMES = ("em_imex", "if_heun")
@@ -100,15 +102,6 @@ def ns_step_ref(w: torch.Tensor, dW: torch.Tensor, tb: _TorchTables) -> torch.Te
     s = w + (tb.dt / 2) * n1 + xi
     w_star = tb.lin * (s + (tb.dt / 2) * n1)
     return tb.lin * s + (tb.dt / 2) * _nonlinear(w_star, tb)
-
-
-def _steps(t: float, dt: float, name: str, minimum: int) -> int:
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
-        raise ValueError(f"{name} must be finite and >= 0, got {t!r}")
-    k = round(t / dt)
-    if abs(k * dt - t) > 1e-9 * max(t, dt) or k < minimum:
-        raise ValueError(f"{name} must be a multiple of dt={dt} (>= {minimum} steps), got {t!r}")
-    return k
 
 
 class NavierStokes2D:
@@ -215,8 +208,8 @@ class NavierStokes2D:
         snapshot every ``t_snap`` (the first at ``t_burn``). Both times must be multiples of ``dt``."""
         if isinstance(snapshots, bool) or not isinstance(snapshots, int) or snapshots < 1:
             raise ValueError(f"snapshots must be an int >= 1, got {snapshots!r}")
-        burn = _steps(t_burn, self.dt, "t_burn", 0)
-        every = _steps(t_snap, self.dt, "t_snap", 1)
+        burn = steps_for(t_burn, self.dt, "t_burn", 0)
+        every = steps_for(t_snap, self.dt, "t_snap", 1)
         state = self.initial_state(num, seed=seed, first=first, dtype=dtype)
         if backend == "cpp":
             _, snaps = _core().ns_run(state, **self._params(), burn=burn, every=every, snapshots=snapshots,
