@@ -22,21 +22,10 @@ import time
 from pathlib import Path
 
 import torch
+from bench_sampling import machine  # the sibling script (run as `python benchmarks/bench_geometry.py`)
 
 import fastinterp as fi
 from fastinterp.geometry import gradient_descent_path, likely_path
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads (CPU)"
 
 
 def target() -> fi.targets.GaussianMixture:
