@@ -22,6 +22,7 @@ backend (``graph`` excepted: it does not run SDEs).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -40,6 +41,16 @@ BACKENDS = ("eager", "fused", "compile", "graph", "auto")
 # Compiled steps are shared by every Sampler with the same model and tableau: a new time grid or schedule pair
 # changes only tensor values, so it reuses the graph instead of recompiling.
 _COMPILED: dict[tuple[int, str, bool, bool], Callable] = {}
+
+
+class _DeviceTables(NamedTuple):
+    """A run's tables on one device: stage matrices (float64), model times and the scalars of the ends."""
+
+    M: Tensor  # (steps, stages, outputs, inputs), see tables.stage_matrices
+    t_model: Tensor  # (steps, stages)
+    first_scale: Tensor  # model-input scale of the first evaluation
+    denoise_t: Tensor  # model time of the final denoising evaluation
+    denoise_coef: Tensor  # (1, 2): x1 = c0 xin + c1 y
 
 
 class Sampler:
@@ -113,7 +124,7 @@ class Sampler:
         else:
             self.layout = StageLayout.for_solver(self.solver)
             self._matrices = stage_matrices(self.table, self.layout)
-        self._device_tables: dict[tuple, tuple[Tensor, Tensor, Tensor]] = {}
+        self._device_tables: dict[tuple, _DeviceTables] = {}
         self._graphs: dict[tuple, tuple] = {}
 
     @property
@@ -167,16 +178,18 @@ class Sampler:
         return out
 
     # -- tables on the device ---------------------------------------------------------------------------------
-    def _tables(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _tables(self, x: Tensor) -> _DeviceTables:
         key = (x.device, x.dtype)
         if key not in self._device_tables:
             t = self.table
             d_t, d_s, d_A, d_B = t.denoise
-            den = torch.stack([d_A / d_s, d_B]).reshape(1, 2)
-            self._device_tables[key] = (
-                self._matrices.to(x.device),  # coefficients stay float64: the kernels cast them
-                t.t_model.to(device=x.device, dtype=x.dtype),
-                torch.cat([den, torch.stack([d_t, t.scale[0, 0]]).reshape(1, 2)]).to(x.device),
+            self._device_tables[key] = _DeviceTables(
+                M=self._matrices.to(x.device),  # coefficients stay float64: the kernels cast them
+                t_model=t.t_model.to(device=x.device, dtype=x.dtype),
+                first_scale=t.scale[0, 0].to(device=x.device, dtype=x.dtype),
+                denoise_t=d_t.to(device=x.device, dtype=x.dtype),
+                # x1 = (A / s) xin + B y, as a one-row lincomb over (xin, y)
+                denoise_coef=torch.stack([d_A / d_s, d_B]).reshape(1, 2).to(x.device),
             )
         return self._device_tables[key]
 
@@ -187,10 +200,11 @@ class Sampler:
 
     # -- fused: an eager loop of fused updates ------------------------------------------------------------------
     def _run_fused(self, x0: Tensor) -> Tensor:
-        M, tm, extra = self._tables(x0)
+        tables = self._tables(x0)
+        M, tm = tables.M, tables.t_model
         use_kernel = kernels_run_on(x0.device)
         x = x0.contiguous().clone()
-        bufs: dict[str, Tensor] = {"x": x, "xin": x * extra[1, 1].to(x.dtype)}
+        bufs: dict[str, Tensor] = {"x": x, "xin": x * tables.first_scale}
         for name in ("acc", *(f"k{j}" for j in self.layout.kept)):
             bufs[name] = torch.empty_like(x)
         S = self.solver.stages
@@ -206,19 +220,19 @@ class Sampler:
                 else:
                     for name, value in zip(names, lincomb_ref(ins, M[n, i], len(names)), strict=True):
                         bufs[name].copy_(value)
-        return self._finish(bufs, extra, use_kernel)
+        return self._finish(bufs, tables, use_kernel)
 
     def _noise(self, x: Tensor) -> Tensor:
         # drawn exactly as sample_sde draws it, so that a seed gives the same samples on every backend
         return torch.randn(x.shape, generator=self.generator, device=x.device, dtype=x.dtype)
 
-    def _finish(self, bufs: dict[str, Tensor], extra: Tensor, use_kernel: bool) -> Tensor:
+    def _finish(self, bufs: dict[str, Tensor], tables: _DeviceTables, use_kernel: bool) -> Tensor:
         if not self.denoise:
             return bufs["x"]
-        y = self._model(bufs["xin"], extra[1, 0].to(bufs["x"].dtype)).contiguous()
+        y = self._model(bufs["xin"], tables.denoise_t).contiguous()
         if use_kernel:
-            return lincomb([bufs["xin"], y], extra[:1], [torch.empty_like(y)])[0]
-        return lincomb_ref([bufs["xin"], y], extra[:1], 1)[0]
+            return lincomb([bufs["xin"], y], tables.denoise_coef, [torch.empty_like(y)])[0]
+        return lincomb_ref([bufs["xin"], y], tables.denoise_coef, 1)[0]
 
     # -- compile: one compiled RK step, coefficients as tensors ---------------------------------------------------
     def step_function(self, use_op: bool) -> Callable[..., tuple[Tensor, Tensor]]:
@@ -251,13 +265,13 @@ class Sampler:
         return _COMPILED[key]
 
     def _run_compiled(self, x0: Tensor) -> Tensor:
-        M, tm, extra = self._tables(x0)
+        tables = self._tables(x0)
         # On CUDA the custom op runs the Triton kernel; on CPU inductor fuses the plain twin itself.
         step = self._compiled_step(use_op=x0.device.type == "cuda")
-        x, xin = x0, x0 * extra[1, 1].to(x0.dtype)
+        x, xin = x0, x0 * tables.first_scale
         for n in range(self.table.steps):
-            x, xin = step(x, xin, M[n], tm[n], self._noise(x) if self.sde else None)
-        return self._finish({"x": x, "xin": xin}, extra, use_kernel=False)
+            x, xin = step(x, xin, tables.M[n], tables.t_model[n], self._noise(x) if self.sde else None)
+        return self._finish({"x": x, "xin": xin}, tables, use_kernel=False)
 
     # -- graph: the whole loop captured once per shape ------------------------------------------------------------
     def _run_graph(self, x0: Tensor) -> Tensor:

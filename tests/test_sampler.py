@@ -95,10 +95,10 @@ def test_custom_op_step_traces_fullgraph_on_cpu(gen):
     counter = torch._dynamo.testing.CompileCounterWithBackend("aot_eager")
     compiled = torch.compile(sampler.step_function(use_op=True), backend=counter, fullgraph=True)
     z = torch.randn(8, 16, generator=gen)
-    M, tm, extra = sampler._tables(z)
-    x, xin = z, z * extra[1, 1]
+    tables = sampler._tables(z)
+    x, xin = z, z * tables.first_scale
     for n in range(4):
-        x, xin = compiled(x, xin, M[n], tm[n])
+        x, xin = compiled(x, xin, tables.M[n], tables.t_model[n])
     assert _rel(x, fi.sample(drift, z, steps=4)) < 1e-12
     assert counters["stats"]["unique_graphs"] >= 1 and not counters["graph_break"]
 
