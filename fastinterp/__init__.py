@@ -19,6 +19,7 @@ from .diagnostics import (
     lipschitz_profile,
     radial_spectrum,
     shell_sum,
+    spectrum_error,
 )
 from .drift import Drift
 from .geometry import FrechetMean, LikelyPath, frechet_mean, likely_path
@@ -89,6 +90,7 @@ __all__ = [
     "sample_sde",
     "save_checkpoint",
     "shell_sum",
+    "spectrum_error",
     "stage_matrices",
     "targets",
     "time_grid",

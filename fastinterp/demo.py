@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .diagnostics import radial_spectrum
+from .diagnostics import radial_spectrum, spectrum_error
 from .sampling import nfe, sample
 from .schedules import Linear, LipschitzOptimal, MixtureOptimal, Schedule
 from .targets import GaussianMixture, GaussianRandomField
@@ -35,9 +35,7 @@ def minority_weight(x: torch.Tensor) -> float:
 
 def field_spectrum_error(fields: torch.Tensor, target: GaussianRandomField) -> float:
     """Mean over shells ``n >= 1`` of ``|log10(E_samples[n] / E_target[n])|`` (radial spectra)."""
-    e = radial_spectrum(fields, dim=target.dim).to(torch.float64)
-    ref = target.expected_spectrum().to(e)
-    return float((e[1:] / ref[1:]).log10().abs().mean())
+    return spectrum_error(radial_spectrum(fields, dim=target.dim), target.expected_spectrum())
 
 
 @dataclass

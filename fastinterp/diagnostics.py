@@ -15,6 +15,7 @@ __all__ = [
     "lipschitz_profile",
     "radial_spectrum",
     "shell_sum",
+    "spectrum_error",
 ]
 
 
@@ -67,6 +68,17 @@ def radial_spectrum(fields: Tensor, dim: int = 2) -> Tensor:
     u = torch.fft.fftn(fields, dim=tuple(range(-dim, 0)), norm="ortho")
     power = (u.real**2 + u.imag**2).reshape(-1, *fields.shape[fields.ndim - dim :]).mean(0)
     return shell_sum(power, dim)
+
+
+def spectrum_error(E: Tensor, E_ref: Tensor, shells: int | None = None) -> float:
+    """Mean over shells ``n = 1..shells`` (default: all but the mean shell) of ``|log10(E[n] / E_ref[n])|``.
+
+    The figure the demo, the tests and the experiments report for radial spectra: 0 for a perfect match, 1 for an
+    order of magnitude off on average.
+    """
+    last = (shells or E.numel() - 1) + 1
+    E, E_ref = E.to(torch.float64), E_ref.to(device=E.device, dtype=torch.float64)
+    return float((E[1:last] / E_ref[1:last]).log10().abs().mean())
 
 
 def jacobian_sq_norm(

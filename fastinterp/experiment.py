@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .diagnostics import estimate_lam, radial_spectrum
+from .diagnostics import estimate_lam, radial_spectrum, spectrum_error
 from .drift import Drift
 from .models import build_model
 from .sampling import sample
@@ -94,9 +94,7 @@ class ExperimentReport:
 def _spectrum_error(fields: torch.Tensor, reference: torch.Tensor, shells: int | None = None) -> float:
     """Mean over shells ``1..shells`` of ``|log10(E / E_reference)|``."""
     dim = fields.ndim - 1
-    e, ref = radial_spectrum(fields, dim=dim), radial_spectrum(reference, dim=dim)
-    last = (shells or e.numel() - 1) + 1
-    return float((e[1:last] / ref[1:last]).log10().abs().mean())
+    return spectrum_error(radial_spectrum(fields, dim=dim), radial_spectrum(reference, dim=dim), shells)
 
 
 def _resolved(dataset: str, n: int) -> int | None:

@@ -103,3 +103,10 @@ def test_estimate_lam_fourier_and_covariance(gen):
         fi.estimate_lam(data[:1])
     with pytest.raises(ValueError, match="probes must be >= 1"):
         fi.jacobian_sq_norm(g.drift(fi.Linear()), torch.randn(2, 8), 0.5, probes=0)
+
+
+def test_spectrum_error_is_the_mean_log10_ratio_over_shells():
+    E = torch.tensor([5.0, 1.0, 1.0, 1.0])
+    ref = torch.tensor([1.0, 10.0, 1.0, 0.01])
+    assert fi.spectrum_error(E, ref) == pytest.approx((1 + 0 + 2) / 3)  # the mean shell (index 0) is left out
+    assert fi.spectrum_error(E, ref, shells=2) == pytest.approx(0.5)
