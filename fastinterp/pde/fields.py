@@ -78,11 +78,9 @@ class GaussianField:
     def spectrum(self) -> np.ndarray:
         """``S`` on the full FFT grid (``S[0] = 0``), shaped ``(n,) * dim``, in the chosen normalisation's units
         (eigenvalues in the orthonormal DFT basis: ``S``, times ``n^dim`` for ``"paper"``)."""
-        f = np.fft.fftfreq(self.n, d=1.0 / self.n)
-        grids = np.meshgrid(*([f] * self.dim), indexing="ij")
-        k2 = sum((2 * np.pi * g) ** 2 for g in grids)
-        S = self.sigma2 * (k2 + self.tau**2) ** (-self.s)
-        S.reshape(-1)[0] = 0.0
+        from ..targets import GaussianRandomField  # the analytic target holds the one definition of S
+
+        S = GaussianRandomField(self.n, self.dim, self.s, self.tau, self.sigma2).spectrum().numpy()
         return S * (self.n**self.dim if self.normalization == "paper" else 1.0)
 
     def sample(
