@@ -95,6 +95,55 @@ def test_batched_equals_pair_by_pair():
         assert abs(float(one.energy) - float(batch.energy[p])) < 1e-12
 
 
+def test_finished_pairs_leave_the_working_set():
+    """Pairs stopping at very different iterations: the late iterations evaluate only the working pairs, and every
+    result (curves, iterations, energy traces, a late bad value's pair index) equals a pair-by-pair run."""
+    g = three_modes()
+    gen = torch.Generator().manual_seed(3)
+    x = g.sample(12, generator=gen)
+    a, b = x[:6], x[6:]
+    sizes = []
+
+    def score(z):
+        sizes.append(z.shape[0])
+        return g.score(z)
+
+    kw = dict(lam=20.0, n_grid=20, max_iter=400, check_every=5, record_energy=True)
+    for src in (
+        dict(score=g),
+        dict(score=score),
+        dict(score=g, metric=lambda z: 2.0 * torch.eye(2).expand(len(z), 2, 2)),
+    ):
+        sizes.clear()
+        batch = likely_path(a, b, **src, **kw)
+        iters = batch.iterations
+        assert int(iters.max()) > 2 * int(iters.min()) + 10, iters  # the workload does exercise the compaction
+        if src["score"] is score:
+            score_only_iters = iters
+            assert min(sizes) < 6 * 19 and sizes[-1] == (iters == iters.max()).sum() * 19, sizes[-5:]
+        for p in range(6):
+            one = likely_path(a[p : p + 1], b[p : p + 1], **src, **kw)
+            assert (one.curves[0] - batch.curves[p]).abs().max() < 1e-12
+            assert int(one.iterations) == int(iters[p])
+            assert bool(one.converged) == bool(batch.converged[p])
+            assert float(one.grad_norm) == pytest.approx(float(batch.grad_norm[p]), rel=1e-10, abs=1e-14)
+            # the trace of a finished pair stays at its final energy
+            T = one.energy_trace.shape[0]
+            assert (one.energy_trace[:, 0] - batch.energy_trace[:T, p]).abs().max() < 1e-12
+            assert (batch.energy_trace[T - 1 :, p] - batch.energy[p]).abs().max() < 1e-12
+    # a bad value met after the compaction names the pair by its position in the batch
+    iters = score_only_iters
+    slow = int(iters.argmax())
+    assert int(iters.sort().values[-2]) + 5 <= int(iters[slow])  # the slowest pair ends up working alone
+
+    def nan_late(z):
+        s = g.score(z)
+        return s * torch.nan if z.shape[0] == 19 else s  # only once a single pair (19 interior points) is left
+
+    with pytest.raises(ValueError, match=rf"for pair {slow}\b"):
+        likely_path(a, b, score=nan_late, lam=20.0, n_grid=20, max_iter=400, check_every=5)
+
+
 def test_log_prob_through_autograd_equals_the_analytic_score():
     g = three_modes()
     a, b = pairs()

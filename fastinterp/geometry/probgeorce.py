@@ -11,7 +11,8 @@ current curve, solves the resulting quadratic control problem in closed form (Po
 :func:`~fastinterp.geometry._control.georce_controls`) and moves toward it with an Armijo line search.
 
 This implementation solves a whole batch of pairs at once: the line search has a step size per pair, converged
-pairs are frozen by masks, and the host is consulted only every ``check_every`` iterations.
+pairs are frozen by masks, and the host is consulted only every ``check_every`` iterations; there the finished
+pairs leave the working set, so the batch does not run at the size of its slowest pair.
 """
 
 from __future__ import annotations
@@ -215,7 +216,10 @@ class _BadWatch:
         self.first = torch.full((P,), -1, dtype=torch.int64, device=device)
         self.kind = torch.zeros((P,), dtype=torch.int64, device=device)
 
-    def update(self, bad: Tensor, it: int, kind: int) -> None:
+    def update(self, bad: Tensor, it: int, kind: int, idx: Tensor | None = None) -> None:
+        """Record ``bad`` (per pair, or per working pair at batch positions ``idx``) met at iteration ``it``."""
+        if idx is not None:
+            bad = torch.zeros_like(self.first, dtype=torch.bool).index_copy(0, idx, bad)
         new = bad & (self.first < 0)
         self.first = torch.where(new, it, self.first)
         self.kind = torch.where(new, kind, self.kind)
@@ -236,6 +240,12 @@ class _BadWatch:
 # -------------------------------------------------------------------------------------------------- the solver
 
 
+def _take_metric(ms: MetricState | None, keep: Tensor) -> MetricState | None:
+    if ms is None:
+        return None
+    return MetricState(ms.G[keep], ms.Ginv[keep], ms.dquad[keep], ms.bad[keep])
+
+
 def _solve(
     a: Tensor,
     b: Tensor,
@@ -243,11 +253,16 @@ def _solve(
     metric: Metric | None,
     opt: _Options,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """ProbGEORCE on flat pairs ``a, b (P, d)``; returns the interior ``z (P, N-1, d)`` and diagnostics."""
+    """ProbGEORCE on flat pairs ``a, b (P, d)``; returns the interior ``z (P, N-1, d)`` and diagnostics.
+
+    The loop works on the pairs still active: at every host check the finished ones are written to the
+    batch-sized results and dropped from the working set, so a batch costs about the sum of its pairs' iterations
+    (plus at most ``check_every`` per pair), not its slowest pair's count times ``P``. Rows never mix, so the
+    results equal a pair-by-pair run.
+    """
     P, d = a.shape
     n = opt.n
     dev = a.device
-    delta = b - a
     watch = _BadWatch(P, dev)
     G0 = metric(a) if metric is not None else None
     gS_a = terms.grad(a.unsqueeze(1))[:, 0] if not terms.has_value else None
@@ -257,87 +272,109 @@ def _solve(
     z = straight_line(a, b, n)
     S, gS = terms.value_and_grad(z)
     watch.update(potential_bad(S, gS), 0, 1)
+    it = 0
+    idx = torch.arange(P, device=dev)  # the working pairs' positions in the batch
 
     def metric_state(z: Tensor, u: Tensor) -> MetricState | None:
         if metric is None:
             return None
         assert G0 is not None
         ms = metric.state(G0, z, u)
-        watch.update(ms.bad, it, 2)
+        watch.update(ms.bad, it, 2, idx)
         return ms
 
-    def report(z: Tensor, S: Tensor | None, gS: Tensor, K: Tensor) -> tuple[Tensor, Tensor]:
+    def report(
+        a: Tensor, b: Tensor, gS_a: Tensor | None, lam_n: Tensor, z: Tensor, S: Tensor | None, gS: Tensor, K: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """(energy, nll) of the curves; score-only: S - S(a) integrated along each curve."""
         if S is None:
             assert gS_a is not None
             S = trapezoid_potential(gS_a, gS, controls(a, z, b))
         return K + lam_n * S.sum(1), S.mean(1)
 
-    it = 0
     u = controls(a, z, b)
     ms = metric_state(z, u)
     K = kinetic(u, None if ms is None else ms.G)
     lam_n = normalised_lam(opt.lam, opt.normalize_lam, K, S, gS)
-    E, line_nll = report(z, S, gS, K)
+    E, line_nll = report(a, b, gS_a, lam_n, z, S, gS, K)
     trace = [E] if opt.record_energy else []
+    # batch-sized results; a pair's entries are final once it leaves the working set
+    full = dict(a=a, b=b, gS_a=gS_a, lam_n=lam_n, z=z.clone(), S=None if S is None else S.clone(), gS=gS.clone())
+    full.update(K=K.clone(), E=E.clone())
+    delta = b - a
 
     def gradient(u: Tensor, ms: MetricState | None, gS: Tensor) -> tuple[Tensor, Tensor]:
         """(the linear force gc of the control update, grad E); kinetic_grad already holds the metric's dquad."""
-        g = lam_n.reshape(P, 1, 1) * gS
+        g = lam_n.reshape(-1, 1, 1) * gS
         return (g if ms is None else g + ms.dquad), kinetic_grad(u, ms) + g
 
     gc, gE = gradient(u, ms, gS)
     gnorm = gE.flatten(1).norm(dim=1)
     active = ~(gnorm < opt.tol)
     iters = torch.zeros(P, dtype=torch.int64, device=dev)
+    full.update(gnorm=gnorm.clone(), iters=iters.clone())
     tau0 = torch.ones(P, dtype=a.dtype, device=dev)
     watch.raise_if_bad(terms.name)  # one check on the straight line: bad input fails before any work
     shrink_all = opt.ls_shrink**opt.ls_trials
     tau_floor = 1e-14
 
+    def store() -> None:
+        """Write the working pairs' state into the batch-sized results."""
+        for key, v in (("z", z), ("S", S), ("gS", gS), ("K", K), ("gnorm", gnorm), ("iters", iters)):
+            if v is not None:
+                full[key] = full[key].index_copy(0, idx, v)
+
     while it < opt.max_iter:
         it += 1
+        Pw = z.shape[0]
         iters = iters + active.to(torch.int64)
         # the closed-form controls of the linearised problem, and the direction toward them
         u_hat = georce_controls(gc, delta, ms)
         dz = a.unsqueeze(1) + torch.cumsum(u_hat, dim=1)[:, :-1] - z
         slope = (gE * dz).sum((1, 2))
-        # Armijo backtracking, a step size per pair: ls_trials sizes tau0 * shrink^k, no host synchronisation
+        # Armijo line search, a step size per pair: ls_trials sizes tau0 * shrink^k, no host synchronisation
         dK = KineticChange(metric, None if ms is None else ms.G, a, z, b, dz)
-        found = torch.zeros(P, dtype=torch.bool, device=dev)
+        found = torch.zeros(Pw, dtype=torch.bool, device=dev)
         tau_acc = torch.zeros_like(tau0)
         gS_acc = gS
+        best = torch.full_like(tau0, torch.inf)
+        # a smaller step must beat the larger one by more than the rounding of E (else near convergence the choice
+        # would follow rounding noise toward ever smaller steps)
+        margin = 64 * torch.finfo(z.dtype).eps * (K + (0.0 if S is None else lam_n * S.abs().sum(1)))
         for k in range(opt.ls_trials):
             tau = tau0 * opt.ls_shrink**k
-            zt = z + tau.reshape(P, 1, 1) * dz
+            zt = z + tau.reshape(Pw, 1, 1) * dz
             dKt = dK(tau)
             if terms.has_value:
                 assert S is not None
                 St = terms.value(zt)
-                watch.update((torch.isnan(St) | (St == -torch.inf)).any(1), it, 1)
+                watch.update((torch.isnan(St) | (St == -torch.inf)).any(1), it, 1, idx)
                 dE = dKt + lam_n * (St - S).sum(1)
             else:
                 gSt = terms.grad(zt)
-                watch.update(~torch.isfinite(gSt).flatten(1).all(1), it, 1)
+                watch.update(~torch.isfinite(gSt).flatten(1).all(1), it, 1, idx)
                 dS = 0.5 * ((gS + gSt) * (zt - z)).sum(-1)  # trapezoid rule on grad S from z to zt
                 dE = dKt + lam_n * dS.sum(1)
-            ok = ~found & (dE <= opt.armijo * tau * slope)
+            # all trials are evaluated anyway (no early exit without a host sync): keep the lowest energy among
+            # those with sufficient decrease, a step closer to the line minimum than the first acceptable one
+            ok = (dE <= opt.armijo * tau * slope) & (dE < best - margin)
+            best = torch.where(ok, dE, best)
             if not terms.has_value:
-                gS_acc = torch.where(ok.reshape(P, 1, 1), gSt, gS_acc)
+                gS_acc = torch.where(ok.reshape(Pw, 1, 1), gSt, gS_acc)
             tau_acc = torch.where(ok, tau, tau_acc)
             found = found | ok
         move = found & active
-        z_new = z + tau_acc.reshape(P, 1, 1) * dz
+        z_new = z + tau_acc.reshape(Pw, 1, 1) * dz
         if terms.has_value:
             S_new, gS_new = terms.value_and_grad(z_new)
-            watch.update(move & potential_bad(S_new, gS_new), it, 1)
+            watch.update(move & potential_bad(S_new, gS_new), it, 1, idx)
         else:
             S_new, gS_new = None, gS_acc
-        m3 = move.reshape(P, 1, 1)
+        m3 = move.reshape(Pw, 1, 1)
         z = torch.where(m3, z_new, z)
         gS = torch.where(m3, gS_new, gS)
         if S is not None and S_new is not None:
-            S = torch.where(move.reshape(P, 1), S_new, S)
+            S = torch.where(move.reshape(Pw, 1), S_new, S)
         u = controls(a, z, b)
         ms = metric_state(z, u)
         K = kinetic(u, None if ms is None else ms.G)
@@ -351,24 +388,37 @@ def _solve(
         )
         active = active & ~(gnorm < opt.tol) & (tau0 > tau_floor)  # a stalled line search ends the pair
         if opt.record_energy:
-            trace.append(report(z, S, gS, K)[0])
+            full["E"] = full["E"].index_copy(0, idx, report(a, b, gS_a, lam_n, z, S, gS, K)[0])
+            trace.append(full["E"])
         if it % opt.check_every == 0 or it == opt.max_iter:
             watch.raise_if_bad(terms.name)  # the host synchronisation, every check_every iterations
-            if not bool(active.any()):
+            n_active = int(active.sum())
+            if n_active == 0:
                 break
+            if n_active < Pw:  # drop the finished pairs from the working set
+                store()
+                keep = active.nonzero().squeeze(1)
+                idx, a, b, delta, lam_n = idx[keep], a[keep], b[keep], delta[keep], lam_n[keep]
+                z, gS, u, K, gc, gE = z[keep], gS[keep], u[keep], K[keep], gc[keep], gE[keep]
+                gnorm, active, iters, tau0 = gnorm[keep], active[keep], iters[keep], tau0[keep]
+                S = None if S is None else S[keep]
+                gS_a = None if gS_a is None else gS_a[keep]
+                G0 = None if G0 is None else G0[keep]
+                ms = _take_metric(ms, keep)
 
-    E, nll = report(z, S, gS, K)
+    store()
+    E, nll = report(full["a"], full["b"], full["gS_a"], full["lam_n"], full["z"], full["S"], full["gS"], full["K"])
     diag = dict(
         energy=E,
         nll=nll,
         line_nll=line_nll,
-        iterations=iters,
-        converged=gnorm < opt.tol,
-        grad_norm=gnorm,
-        lam_n=lam_n,
+        iterations=full["iters"],
+        converged=full["gnorm"] < opt.tol,
+        grad_norm=full["gnorm"],
+        lam_n=full["lam_n"],
         energy_trace=torch.stack(trace) if opt.record_energy else None,
     )
-    return z, diag
+    return full["z"], diag
 
 
 def likely_path(
@@ -406,12 +456,14 @@ def likely_path(
 
     and with a metric ``mu_N = -(sum_i G_i^-1)^-1 (sum_i G_i^-1 Gn_i + 2 (b - a))``,
     ``u_i^new = -(1/2) G_i^-1 (mu_N + Gn_i)``. The curve moves to ``z + tau (z^new - z)`` with ``tau`` from an
-    Armijo backtracking search per pair (``ls_trials`` sizes ``tau0 shrink^k`` tried each iteration, ``tau0``
-    growing back to 1 after successes). A pair stops when ``|grad E| < tol`` (it is then frozen; its result does not
-    depend on the rest of the batch) or its line search stalls.
+    Armijo line search per pair (``ls_trials`` sizes ``tau0 shrink^k`` tried each iteration, the one of lowest energy
+    among those with sufficient decrease kept, ``tau0`` growing back to 1 after successes). A pair stops when
+    ``|grad E| < tol`` (it is then frozen; its result does not depend on the rest of the batch) or its line search
+    stalls.
 
     Host synchronisation: none inside an iteration; every ``check_every`` iterations the host checks for bad values
-    and whether any pair is still active (so up to ``check_every - 1`` extra, masked iterations run).
+    and which pairs are still active; the finished ones leave the working set there (so a pair costs at most
+    ``check_every - 1`` extra, masked iterations, and the batch no longer runs at the size of its slowest pair).
     ``check_every >= max_iter`` gives a fixed-length loop with a single check at the end.
 
     With a score-only source (a drift or a score callable) ``S`` is unknown: the line search measures its change
