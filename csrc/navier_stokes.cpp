@@ -7,6 +7,11 @@
 // spectrum w_hat = numpy.fft.rfft2(w), so numpy.fft.irfft2(state) is the vorticity. Advection is dealiased with the
 // 2/3 rule: velocities and gradients are built from the modes with |k_x|, |k_y| <= kmax = (n - 1) / 3 (integer
 // division) and the product is projected back onto them (Galerkin truncation, which conserves enstrophy exactly).
+// The advection is evaluated in Basdevant's (1983) form, exact for divergence-free u in 2-D:
+//   u . grad w = d_x d_y (v^2 - u^2) + (d_x^2 - d_y^2)(u v),
+// four real transforms a step (u, v back; v^2 - u^2, u v forward) instead of five (u, v, w_x, w_y back; the product
+// forward). Products of fields band-limited to kmax alias only onto modes beyond kmax, so after the projection the
+// result equals the projected u . grad w up to rounding (the torch twin uses the direct form: the tests compare them).
 // Forcing modes e_j: sin 6x, cos 7x, sin 5(x+y), cos 8(x+y) (modes = 4) plus cos 6x, sin 7x, cos 5(x+y),
 // sin 8(x+y) (modes = 8), unnormalised, so the enstrophy input rate is eps^2 * modes / 2.
 //
@@ -124,39 +129,41 @@ class NSWorker {
  public:
   explicit NSWorker(const NSTables& tb)
       : tb_(tb), plan_(tb.n, tb.n), n_(tb.n), m_(tb.n / 2 + 1), hs_(n_ * m_), ps_(n_ * n_) {
-    for (auto* v : {&ur_, &ui_, &vr_, &vi_, &xr_, &xi_, &yr_, &yi_, &n1r_, &n1i_, &n2r_, &n2i_, &sr_, &si_})
+    for (auto* v : {&ur_, &ui_, &vr_, &vi_, &xr_, &xi_, &n1r_, &n1i_, &n2r_, &n2i_, &sr_, &si_})
       v->assign(hs_, T(0));
-    for (auto* v : {&u_, &v_, &wx_, &wy_}) v->assign(ps_, T(0));
+    for (auto* v : {&u_, &v_}) v->assign(ps_, T(0));
     const double s = 1.0 / static_cast<double>(n_ * n_);  // folds irfft2's 1/n^2 into the multipliers
     kx_.resize(n_);
     ky_.resize(m_);
-    for (long a = 0; a < n_; ++a) kx_[a] = static_cast<T>(tb.kx[a] * s);
-    for (long b = 0; b < m_; ++b) ky_[b] = static_cast<T>(tb.ky[b] * s);
+    kxr_.resize(n_);
+    kyr_.resize(m_);
+    for (long a = 0; a < n_; ++a) kx_[a] = static_cast<T>(tb.kx[a] * s), kxr_[a] = static_cast<T>(tb.kx[a]);
+    for (long b = 0; b < m_; ++b) ky_[b] = static_cast<T>(tb.ky[b] * s), kyr_[b] = static_cast<T>(tb.ky[b]);
     ik2_.resize(hs_);
     lin_.resize(hs_);
     for (long i = 0; i < hs_; ++i) {
       ik2_[i] = static_cast<T>(tb.inv_k2[i]);
       lin_[i] = static_cast<T>(tb.lin[i]);
     }
-    keep_ = tb.keep;
-    keepf_.assign(keep_.begin(), keep_.end());  // the mask in T, for build_fields' vector loop
+    keepf_.assign(tb.keep.begin(), tb.keep.end());  // the mask in T, for the kernels' vector loops
   }
 
-  // N = -P(u . grad w), unnormalised spectrum, from the state (wr, wi).
+  // N = -P(u . grad w), unnormalised spectrum, from the state (wr, wi), in Basdevant's form (see the file header):
+  // two inverse transforms (u, v) and two forward ones (v^2 - u^2, u v) instead of four and one.
   void nonlinear(const T* wr, const T* wi, T* Nr, T* Ni) {
-    // Dealiasing leaves only columns b <= kmax nonzero in the four fields, and only those columns of the product's
-    // spectrum survive the projection: the column transforms of the other ~1/3 of the columns are skipped. Rounded
-    // up to a multiple of 8 lanes (zero columns, so no change in the result) to keep the butterfly loops free of
-    // scalar remainders.
+    // Dealiasing leaves only columns b <= kmax nonzero in the velocity spectra, and only those columns of the
+    // products' spectra survive the projection: the column transforms of the other ~1/3 of the columns are skipped.
+    // Rounded up to a multiple of 8 lanes (zero columns, so no change in the result) to keep the butterfly loops free
+    // of scalar remainders.
     const long cols = std::min(m_, (tb_.kmax + 1 + 7) / 8 * 8);
-    build_fields(wr, wi);
+    velocity_kernel(n_, m_, kx_.data(), ky_.data(), ik2_.data(), keepf_.data(), wr, wi, ur_.data(), ui_.data(),
+                    vr_.data(), vi_.data());
     plan_.inverse_destroy(ur_.data(), ui_.data(), u_.data(), cols);
     plan_.inverse_destroy(vr_.data(), vi_.data(), v_.data(), cols);
-    plan_.inverse_destroy(xr_.data(), xi_.data(), wx_.data(), cols);
-    plan_.inverse_destroy(yr_.data(), yi_.data(), wy_.data(), cols);
-    product();
+    products();
     plan_.forward(u_.data(), Nr, Ni, cols);
-    project(Nr, Ni);
+    plan_.forward(v_.data(), xr_.data(), xi_.data(), cols);
+    combine_kernel(n_, m_, kxr_.data(), kyr_.data(), keepf_.data(), xr_.data(), xi_.data(), Nr, Ni);
   }
 
   // One step in place; dW: the `modes` Brownian increments of this step.
@@ -197,18 +204,13 @@ class NSWorker {
   }
 
  private:
-  void build_fields(const T* wr, const T* wi) {
-    build_fields_kernel(n_, m_, kx_.data(), ky_.data(), ik2_.data(), keepf_.data(), wr, wi, ur_.data(), ui_.data(),
-                        vr_.data(), vi_.data(), xr_.data(), xi_.data(), yr_.data(), yi_.data());
-  }
-  // A static function with restrict-qualified parameters: written as a member loop over the member vectors, GCC 12
-  // left it scalar (too many data references to prove independent), and it was ~15% of a step.
-  FASTINTERP_SIMD_CLONES static void build_fields_kernel(long n, long m, const T* __restrict kxv,
-                                                         const T* __restrict kyv, const T* __restrict ik2,
-                                                         const T* __restrict keep, const T* __restrict wr,
-                                                         const T* __restrict wi, T* __restrict ur, T* __restrict ui,
-                                                         T* __restrict vr, T* __restrict vi, T* __restrict xr,
-                                                         T* __restrict xi, T* __restrict yr, T* __restrict yi) {
+  // Static functions with restrict-qualified parameters: written as member loops over the member vectors, GCC 12
+  // left them scalar (too many data references to prove independent).
+  // (u, v) = (i ky psi, -i kx psi), psi = keep w / |k|^2, with irfft2's 1/n^2 folded into kx, ky.
+  FASTINTERP_SIMD_CLONES static void velocity_kernel(long n, long m, const T* __restrict kxv, const T* __restrict kyv,
+                                                     const T* __restrict ik2, const T* __restrict keep,
+                                                     const T* __restrict wr, const T* __restrict wi, T* __restrict ur,
+                                                     T* __restrict ui, T* __restrict vr, T* __restrict vi) {
     for (long a = 0; a < n; ++a) {
       const T kx = kxv[a];
       for (long b = 0; b < m; ++b) {
@@ -216,31 +218,39 @@ class NSWorker {
         const T ky = kyv[b];
         const T k = ik2[i];
         const T ar = wr[i], ai = wi[i];  // loaded unconditionally: a load inside ?: would block if-conversion
-        const T w0 = keep[i] != T(0) ? ar : T(0), w1 = keep[i] != T(0) ? ai : T(0);
-        const T pr = w0 * k, pi = w1 * k;  // psi (dealiased)
-        ur[i] = -ky * pi;                   // u = i ky psi
+        const T pr = (keep[i] != T(0) ? ar : T(0)) * k, pi = (keep[i] != T(0) ? ai : T(0)) * k;  // psi (dealiased)
+        ur[i] = -ky * pi;  // u = i ky psi
         ui[i] = ky * pr;
         vr[i] = kx * pi;  // v = -i kx psi
         vi[i] = -kx * pr;
-        xr[i] = -kx * w1;  // w_x = i kx w
-        xi[i] = kx * w0;
-        yr[i] = -ky * w1;  // w_y = i ky w
-        yi[i] = ky * w0;
       }
     }
   }
-  FASTINTERP_SIMD_CLONES void product() {
-    T* __restrict u = u_.data();
-    const T* __restrict v = v_.data();
-    const T* __restrict x = wx_.data();
-    const T* __restrict y = wy_.data();
-    for (long i = 0; i < ps_; ++i) u[i] = u[i] * x[i] + v[i] * y[i];
+  // N = -P(A), A^ = -kx ky P^ + (ky^2 - kx^2) Q^ with P = v^2 - u^2 (in N on entry), Q = u v; integer kx, ky.
+  // Select, not multiply by 0: the columns forward() skipped hold partial transforms.
+  FASTINTERP_SIMD_CLONES static void combine_kernel(long n, long m, const T* __restrict kxv, const T* __restrict kyv,
+                                                    const T* __restrict keep, const T* __restrict qr,
+                                                    const T* __restrict qi, T* __restrict Nr, T* __restrict Ni) {
+    for (long a = 0; a < n; ++a) {
+      const T kx = kxv[a];
+      for (long b = 0; b < m; ++b) {
+        const long i = a * m + b;
+        const T ky = kyv[b];
+        const T c1 = kx * ky, c2 = kx * kx - ky * ky;
+        const T r = c1 * Nr[i] + c2 * qr[i], q = c1 * Ni[i] + c2 * qi[i];
+        Nr[i] = keep[i] != T(0) ? r : T(0);
+        Ni[i] = keep[i] != T(0) ? q : T(0);
+      }
+    }
   }
-  FASTINTERP_SIMD_CLONES void project(T* Nr, T* Ni) {
-    // select, not multiply by 0: the columns forward() skipped hold partial transforms
-    for (long i = 0; i < hs_; ++i) {
-      Nr[i] = keep_[i] ? -Nr[i] : T(0);
-      Ni[i] = keep_[i] ? -Ni[i] : T(0);
+  // u <- v^2 - u^2, v <- u v (physical space).
+  FASTINTERP_SIMD_CLONES void products() {
+    T* __restrict u = u_.data();
+    T* __restrict v = v_.data();
+    for (long i = 0; i < ps_; ++i) {
+      const T a = u[i], b = v[i];
+      u[i] = (b - a) * (b + a);
+      v[i] = a * b;
     }
   }
   FASTINTERP_SIMD_CLONES void axpy(T* __restrict yr, T* __restrict yi, const T* __restrict xr,
@@ -285,11 +295,10 @@ class NSWorker {
   const NSTables& tb_;
   fft::RealFFT2D<T> plan_;
   long n_, m_, hs_, ps_;
-  std::vector<T> kx_, ky_, ik2_, lin_;
-  std::vector<unsigned char> keep_;
+  std::vector<T> kx_, ky_, kxr_, kyr_, ik2_, lin_;
   std::vector<T> keepf_;
-  std::vector<T> ur_, ui_, vr_, vi_, xr_, xi_, yr_, yi_, n1r_, n1i_, n2r_, n2i_, sr_, si_;
-  std::vector<T> u_, v_, wx_, wy_;
+  std::vector<T> ur_, ui_, vr_, vi_, xr_, xi_, n1r_, n1i_, n2r_, n2i_, sr_, si_;  // half spectra
+  std::vector<T> u_, v_;                                                          // physical fields
 };
 
 NSConfig parse_config(long n, double nu, double alpha, double eps, double dt, int modes, const std::string& scheme,
@@ -391,9 +400,12 @@ py::tuple ns_run_impl(const NSConfig& cfg, const py::array& state, long burn, lo
   }
   for (long t = 0; t < num; ++t)
     if (bad[t] >= 0)
-      throw std::runtime_error("Navier-Stokes trajectory " + std::to_string(first + t) +
-                               " diverged (non-finite vorticity) by step " + std::to_string(bad[t]) +
-                               "; reduce dt or use scheme='if_heun'");
+      throw std::runtime_error(
+          "Navier-Stokes trajectory " + std::to_string(first + t) + " diverged (non-finite vorticity) by step " +
+          std::to_string(bad[t]) + " at dt = " + std::to_string(cfg.dt) +
+          ": the step is unstable; keep the advective Courant number dt * max(|u| + |v|) * kmax below ~0.8 "
+          "(NavierStokes2D.courant measures it; dt <~ 0.3 / kmax with the paper's forcing), i.e. reduce dt" +
+          (cfg.scheme == Scheme::em_imex ? " or use scheme='if_heun'" : ""));
   return py::make_tuple(out, snaps);
 }
 

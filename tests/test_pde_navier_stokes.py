@@ -186,3 +186,22 @@ def test_bad_input():
         _core.ns_run(good, **{**p, "nu": float("nan")})
     with pytest.raises(RuntimeError, match="diverged"):
         _core.ns_run(good * 1e6, **{**p, "dt": 1.0, "scheme": "em_imex", "burn": 200})
+
+
+def test_courant_number_and_the_divergence_message():
+    # w = A cos(kx x + ky y), ky > 0: psi = w / k^2, (u, v) = (psi_y, -psi_x), so |u| + |v| = A (|kx| + |ky|) / k^2
+    # |sin(kx x + ky y)|, whose peak the grid samples exactly (the phase runs over multiples of 2 pi / n)
+    ns = NavierStokes2D(64, dt=2e-3)
+    c = ns.courant(np.concatenate([_mode_state(64, 3, 1, amp=1.5), _mode_state(64, -2, 5), _mode_state(64, 0, 4, 2.0)]))
+    assert c.shape == (3,)
+    assert np.abs(c - 2e-3 * 21 * np.array([1.5 * 4 / 10, 7 / 29, 2.0 * 4 / 16])).max() < 1e-12
+    with pytest.raises(ValueError, match="state must be complex shaped"):
+        ns.courant(np.zeros((1, 64, 64)))
+    # 32^2 at dt 4e-2: the initial field alone has a Courant number above 1, and Heun diverges within ~60 steps
+    fast = NavierStokes2D(32, dt=4e-2)
+    s0 = fast.initial_state(1, seed=0)
+    assert fast.courant(s0)[0] > 1.0
+    with pytest.raises(RuntimeError, match=r"trajectory 0 diverged .* Courant number .* reduce dt$"):
+        fast.integrate(s0, 400)
+    with pytest.raises(RuntimeError, match="or use scheme='if_heun'"):
+        NavierStokes2D(32, dt=1.0, scheme="em_imex").integrate(s0 * 1e6, 200)

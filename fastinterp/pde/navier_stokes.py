@@ -162,6 +162,29 @@ class NavierStokes2D:
             self.n, num, seed=seed, first=first, k0=self.k0, w_rms=self.w_rms0, dtype=np.dtype(dtype).name
         )
 
+    def courant(self, state: np.ndarray) -> np.ndarray:
+        """The advective Courant number ``dt * max_x(|u| + |v|) * kmax`` of each state ``(num, n, n//2+1)``.
+
+        ``kmax = (n - 1) // 3`` is the largest kept wavenumber. Heun (``if_heun``) amplifies a purely advected mode by
+        ``sqrt(1 + y^4 / 4)`` per step (``y`` its Courant number), which viscosity must absorb: runs with the defaults
+        stayed stable up to about 0.85 and diverged within ~130 steps from about 1.1 (``docs/pde.md``, *time step*).
+        With the paper's forcing ``max(|u| + |v|)`` settles near 2.5-3, so ``dt <~ 0.3 / kmax``: 1e-2 at 64^2,
+        5e-3 at 128^2, 2.5e-3 at 256^2.
+        """
+        w = np.asarray(state)
+        if w.ndim != 3 or w.shape[1:] != (self.n, self.n // 2 + 1) or not np.iscomplexobj(w):
+            raise ValueError(
+                f"state must be complex shaped (num, {self.n}, {self.n // 2 + 1}), got {w.dtype} {w.shape}"
+            )
+        n = self.n
+        kx = np.fft.fftfreq(n, 1.0 / n)[:, None]
+        ky = np.fft.rfftfreq(n, 1.0 / n)[None, :]
+        k2 = kx**2 + ky**2
+        psi = np.where(k2 > 0, w / np.maximum(k2, 1.0), 0.0)
+        u = np.fft.irfft2(1j * ky * psi, s=(n, n))
+        v = np.fft.irfft2(-1j * kx * psi, s=(n, n))
+        return self.dt * (np.abs(u) + np.abs(v)).max(axis=(1, 2)) * ((n - 1) // 3)
+
     def integrate(
         self,
         state: np.ndarray,
