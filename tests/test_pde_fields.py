@@ -92,6 +92,18 @@ def test_bad_input():
         _core.grf_sample(32, 2, 3.0, 1.0, 1.0, 2, seed=0, threads=-1)
     with pytest.raises(ValueError, match="n must"):
         _core.grf_sample(33, 2, 3.0, 1.0, 1.0, 2, seed=0)
+    # the sampler and the analytic target share one set of parameter checks
+    from fastinterp.targets import GaussianRandomField
+
+    for kw, match in [
+        (dict(dim=3), "dim"),
+        (dict(s=True), "s must"),
+        (dict(tau=-1.0), "tau"),
+        (dict(sigma2=0.0), "sigma2"),
+    ]:
+        for cls in (GaussianField, GaussianRandomField):
+            with pytest.raises(ValueError, match=match):
+                cls(32, **kw)
 
 
 def test_normals_bulk_equals_scalar_path():

@@ -15,10 +15,10 @@ Law: ``N(0, sigma^2 (-Lap + tau^2)^(-s))`` with the mean mode removed, ``S(k) = 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
+
+from ..targets.random_field import field_parameters
 
 __all__ = ["GaussianField"]
 
@@ -56,18 +56,10 @@ class GaussianField:
     ) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 4 or n & (n - 1):
             raise ValueError(f"n must be a power of two >= 4, got {n!r}")
-        if dim not in (1, 2):
-            raise ValueError(f"dim must be 1 or 2, got {dim!r}")
-        for name, v in (("s", s), ("tau", tau)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"{name} must be finite and >= 0, got {v!r}")
-        if sigma2 is None:
-            sigma2 = ((2 * math.pi) ** 2 + tau**2) ** s
-        if isinstance(sigma2, bool) or not isinstance(sigma2, (int, float)) or not math.isfinite(sigma2) or sigma2 <= 0:
-            raise ValueError(f"sigma2 must be finite and > 0, got {sigma2!r}")
+        s, tau, sigma2 = field_parameters(dim, s, tau, sigma2)
         if normalization not in _NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {_NORMALIZATIONS}, got {normalization!r}")
-        self.n, self.dim, self.s, self.tau, self.sigma2 = n, dim, float(s), float(tau), float(sigma2)
+        self.n, self.dim, self.s, self.tau, self.sigma2 = n, dim, s, tau, sigma2
         self.normalization = normalization
 
     @classmethod

@@ -32,6 +32,22 @@ from .gaussian import drift_rates
 __all__ = ["GaussianRandomField"]
 
 
+def field_parameters(dim: object, s: object, tau: object, sigma2: object) -> tuple[float, float, float]:
+    """Checked ``(s, tau, sigma2)`` of the spectrum ``sigma2 (|2 pi k|^2 + tau^2)^(-s)`` (``dim`` in 1, 2), with
+    the default ``sigma2 = ((2 pi)^2 + tau^2)^s`` (``S = 1`` at ``|k| = 2 pi``); shared with
+    :class:`fastinterp.pde.GaussianField`."""
+    if dim not in (1, 2):
+        raise ValueError(f"dim must be 1 or 2, got {dim!r}")
+    for name, v in (("s", s), ("tau", tau)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{name} must be finite and >= 0, got {v!r}")
+    if sigma2 is None:
+        sigma2 = ((2 * math.pi) ** 2 + tau**2) ** s  # type: ignore[operator]
+    if isinstance(sigma2, bool) or not isinstance(sigma2, (int, float)) or not math.isfinite(sigma2) or sigma2 <= 0:
+        raise ValueError(f"sigma2 must be finite and > 0, got {sigma2!r}")
+    return float(s), float(tau), float(sigma2)  # type: ignore[arg-type]
+
+
 class GaussianRandomField(Target):
     """Periodic Gaussian random field ``N(0, sigma^2 (-Lap + tau^2)^(-s))`` on ``[0, 1]^dim``, mean mode removed.
 
@@ -56,16 +72,8 @@ class GaussianRandomField(Target):
     ) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 4 or n % 2:
             raise ValueError(f"n must be an even int >= 4, got {n!r}")
-        if dim not in (1, 2):
-            raise ValueError(f"dim must be 1 or 2, got {dim!r}")
-        for name, v in (("s", s), ("tau", tau)):
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"{name} must be finite and >= 0, got {v!r}")
-        if sigma2 is None:
-            sigma2 = ((2 * math.pi) ** 2 + tau**2) ** s
-        if not isinstance(sigma2, (int, float)) or not math.isfinite(sigma2) or sigma2 <= 0:
-            raise ValueError(f"sigma2 must be finite and > 0, got {sigma2!r}")
-        self.n, self.dim, self.s, self.tau, self.sigma2 = n, dim, float(s), float(tau), float(sigma2)
+        s, tau, sigma2 = field_parameters(dim, s, tau, sigma2)
+        self.n, self.dim, self.s, self.tau, self.sigma2 = n, dim, s, tau, sigma2
         self.dtype = dtype
         self.event_shape = (n,) * dim
         self._dims = tuple(range(-dim, 0))
