@@ -245,6 +245,11 @@ def _solve_mean(
         found = torch.zeros(1, dtype=torch.bool, device=dev)
         tau_acc = torch.zeros_like(tau0)
         gS_acc = gS
+        # as in likely_path: the lowest energy among the trials with sufficient decrease, a smaller step only when it
+        # beats a larger one by more than the rounding of the energy
+        best = torch.full_like(tau0, torch.inf)
+        K_now = kinetic(u, None if ms is None else ms.G)
+        margin = 64 * torch.finfo(z.dtype).eps * (w1 * (K_now + (0.0 if S is None else lam_n * S.abs().sum(1)))).sum()
         for k in range(opt.ls_trials):
             tau = tau0 * opt.ls_shrink**k
             zt = z + tau * dz
@@ -258,7 +263,8 @@ def _solve_mean(
                 watch.update(~torch.isfinite(gSt).flatten(1).all(1), it, 1)
                 dS = (0.5 * ((gS + gSt) * (zt - z)).sum(-1)).sum(1)
             dF = (w1 * (dK(tau) + lam_n * dS)).sum()
-            ok = ~found & (dF <= opt.armijo * tau * slope)
+            ok = (dF <= opt.armijo * tau * slope) & (dF < best - margin)
+            best = torch.where(ok, dF, best)
             if not terms.has_value:
                 gS_acc = torch.where(ok.reshape(1, 1, 1), gSt, gS_acc)
             tau_acc = torch.where(ok, tau, tau_acc)
