@@ -18,8 +18,13 @@
 // SPDE in modal coordinates a (u = Phi a, Phi the W-orthonormal eigenbasis, A Phi = W Phi diag(mu)):
 //   a' = e^{-mu dt} a - (1 - e^{-mu dt})/mu * G(u) + sqrt((1 - e^{-2 mu dt})/mu) z,   G = Phi^T grad Psi(u),
 // the exponential Euler-Maruyama step of du = -W^{-1} grad U dt + sqrt(2 W^{-1}) dB, whose invariant law is
-// exp(-U): the linear part (and for V = 0 the whole step) is exact, Psi's drift is O(dt). The tables Phi, W, mu are
-// built by fastinterp/pde/allen_cahn.py and passed in, so the C++ path and the torch twin share them.
+// exp(-U): the linear part (and for V = 0 the whole step) is exact, Psi's drift is O(dt). The tables W, mu (and, on
+// the dense path, Phi) are built by fastinterp/pde/allen_cahn.py and passed in, so the C++ path and the torch twin
+// share them; the FFT path (FftModes below) applies the same Phi by DCT-I / DST-I / real Fourier transforms. The
+// step runs in T = float or double (Spde<T>); tables are computed in double and rounded once.
+//
+// pCN always runs in double (state, proposal, Phi, accept ratio): a float32 request only rounds the recorded samples,
+// so exp(-U) stays the exact invariant law.
 //
 // Randomness: rng::Stream (csrc/rng.hpp) keyed by (seed, tag, chain, step); tags below.
 #pragma once
@@ -34,7 +39,9 @@
 
 // The dense modal transforms get an AVX2 clone, deliberately without FMA (and without AVX-512F, which carries it):
 // every element is then computed by the same IEEE multiply and add on every x86-64 machine, so a seed gives the same
-// bits everywhere (an FMA clone would round differently from the SSE2 baseline).
+// bits everywhere (an FMA clone would round differently from the SSE2 baseline). The FFT path does NOT keep this:
+// csrc/fft.hpp's own clones (x86-64-v4 / v3 with FMA / baseline) make its bits depend on the x86-64 level (never on
+// the thread count); transform="dense" is the choice when bits must match across machines.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
     !defined(FASTINTERP_NO_CLONES)
 #define FASTINTERP_AC_CLONES __attribute__((target_clones("avx2", "default")))
