@@ -1,10 +1,12 @@
-"""PDE engine benchmark: stochastic Navier-Stokes steps/s, FFT pairs, thread scaling, Gaussian fields/s.
+"""PDE engine benchmark: stochastic Navier-Stokes steps/s, FFT pairs, thread scaling, Gaussian fields/s, and the
+stochastic Allen-Cahn samplers (SPDE steps/s dense vs FFT, float64 vs float32; pCN steps/s).
 
-    python benchmarks/bench_pde.py [--quick] [--out benchmarks/results/pde_cpu.md]
+    python benchmarks/bench_pde.py [--quick] [--only {engine,allen-cahn}] [--out FILE]
 
-Prints one markdown report naming the machine and writes it to --out. Baselines are measured in the same run:
-a numpy implementation of the same schemes (scipy.fft with workers=1 when installed, else numpy.fft) and, when
-the extension was built with it, FFTW.
+Prints one markdown report naming the machine and writes it to --out (default benchmarks/results/pde_cpu.md for the
+full run and for --only engine, benchmarks/results/allen_cahn_cpu.md for --only allen-cahn). Baselines are measured
+in the same run: a numpy implementation of the same schemes (scipy.fft with workers=1 when installed, else numpy.fft)
+and, when the extension was built with it, FFTW; for Allen-Cahn the dense modal transforms and float64.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from fastinterp import _core  # noqa: E402
-from fastinterp.pde import GaussianField, NavierStokes2D  # noqa: E402
+from fastinterp.pde import AllenCahn1D, AllenCahnSPDE, GaussianField, NavierStokes2D  # noqa: E402
 
 try:
     import scipy.fft as _sfft
@@ -104,11 +106,87 @@ def timeit(fn, min_time: float) -> float:
     return best
 
 
+def calibrated_steps(run, seconds: float) -> int:
+    """Steps that make one call of run(steps) take about `seconds` (from a timed 4-step call)."""
+    run(4)
+    t0 = time.perf_counter()
+    run(4)
+    per = (time.perf_counter() - t0) / 4
+    return max(4, int(seconds / max(per, 1e-9)))
+
+
+def allen_cahn_section(out, T: float) -> None:
+    """SPDE steps/s per trajectory (dense vs FFT transforms, float64 vs float32) and pCN steps/s per chain."""
+    import torch
+
+    torch.set_num_threads(1)
+
+    def rate(fn, work):  # work units per second of the best batch
+        return work / timeit(fn, T / 4)
+
+    out("## Stochastic Allen-Cahn SPDE: steps/s per trajectory, C++, one thread")
+    out()
+    out("Exponential Euler-Maruyama, double well, free ends (2-D: free), 2 trajectories per call, generated noise. "
+        "Dense: the modal basis as matrix products (O(n^2) per row); FFT: DCT-I via a real FFT of size 2n. "
+        "`auto` is the transform `AllenCahnSPDE(n, dim=d)` picks.")  # fmt: skip
+    out()
+    out("| dim | n | nodes | dense f64 | dense f32 | FFT f64 | FFT f32 | FFT / dense (f64) | f32 / f64 (FFT) | auto |")
+    out("|---|---|---|---|---|---|---|---|---|---|")
+    for dim, sizes in ((1, (32, 64, 128, 256, 512, 2048)), (2, (8, 16, 32, 64, 128))):
+        for n in sizes:
+            r = {}
+            for tr in ("dense", "fft"):
+                sp = AllenCahnSPDE(n, dim=dim, transform=tr)
+                for dt in ("float64", "float32"):
+                    a = sp.initial_state(2, seed=0, dtype=dt)
+                    steps = calibrated_steps(lambda k: sp.integrate(a, k, seed=0), T / 40)
+                    r[tr, dt] = rate(lambda: sp.integrate(a, steps, seed=0), 2 * steps)
+            auto = AllenCahnSPDE(n, dim=dim).transform
+            d64, d32, f64, f32 = r["dense", "float64"], r["dense", "float32"], r["fft", "float64"], r["fft", "float32"]
+            out(f"| {dim} | {n} | {sp.nodes}^{dim} | {d64:,.0f} | {d32:,.0f} | {f64:,.0f} | {f32:,.0f} | "
+                f"{f64 / d64:.2f}x | {f32 / f64:.2f}x | {auto} |")  # fmt: skip
+    out()
+    sp = AllenCahnSPDE(128)
+    a64 = sp.initial_state(64, seed=0)
+    t = rate(lambda: sp.integrate(a64, 50, seed=0, backend="torch"), 64 * 50)
+    out(f"Torch twin (dense, float64, batch 64, 1 torch thread), 1-D n = 128: {t:,.0f} steps/s per trajectory.")
+    out()
+
+    out("## Allen-Cahn pCN (exact MCMC): steps/s per chain")
+    out()
+    steps = 20000 if T >= 1 else 5000
+    out(
+        f"Free ends, double well, 8 chains x {steps:,} steps, `thin=10`; torch: 64 chains x 200 steps. float32 rounds "
+        "the recorded samples only (the chain runs in float64), so its rate should equal float64's within noise."
+    )
+    out()
+    out("| N | C++ 1 thread f64 | C++ 1 thread f32 | C++ 2 threads f64 (scaling) | torch twin f64, batch 64 |")
+    out("|---|---|---|---|---|")
+    for N in (32, 64, 128):
+        ac = AllenCahn1D(N)
+        st, st64 = ac.initial_state(8, seed=0), ac.initial_state(64, seed=0)
+        r1 = rate(lambda: ac.run(st, steps, seed=0, thin=10, threads=1), 8 * steps)
+        r32 = rate(lambda: ac.run(st, steps, seed=0, thin=10, threads=1, dtype="float32"), 8 * steps)
+        r2 = rate(lambda: ac.run(st, steps, seed=0, thin=10, threads=2), 8 * steps)
+        rt = rate(lambda: ac.run(st64, 200, seed=0, thin=10, backend="torch"), 64 * 200)
+        out(f"| {N} | {r1:,.0f} | {r32:,.0f} | {r2:,.0f} ({r2 / r1:.2f}x) | {rt:,.0f} |")
+    out()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="shorter timings (smoke run)")
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "pde_cpu.md"))
+    ap.add_argument(
+        "--only",
+        choices=("engine", "allen-cahn"),
+        default=None,
+        help="only the engine sections (Navier-Stokes, FFT, threads, fields), or only Allen-Cahn",
+    )
+    ap.add_argument("--out", default=None, help="report file (default depends on --only, see the module docstring)")
     args = ap.parse_args()
+    results = os.path.join(os.path.dirname(__file__), "results")
+    if args.out is None:
+        args.out = os.path.join(results, "allen_cahn_cpu.md" if args.only == "allen-cahn" else "pde_cpu.md")
     T = 0.6 if args.quick else 3.0
     n = 128
     lines = []
@@ -118,7 +196,7 @@ def main() -> None:
         lines.append(s)
 
     info = _core.build_info()
-    out("# PDE engine benchmark (CPU)")
+    out("# PDE engine benchmark (CPU)" if args.only != "allen-cahn" else "# Stochastic Allen-Cahn benchmark (CPU)")
     out()
     out(f"- machine: {cpu_name()}, {os.cpu_count()} logical cores visible, {platform.system()} {platform.machine()}")
     out(f"- build: {info['compiler']}, FFT backends {_core.fft_backends()}; baseline FFT {FFT_NAME}, numpy "
@@ -126,7 +204,19 @@ def main() -> None:
         f"{platform.python_version()}")  # fmt: skip
     out(f"- load average at start: {os.getloadavg()[0]:.2f} (shared machines make every rate noisy)")
     out()
+    if args.only != "allen-cahn":
+        engine_sections(out, T, n, args.quick)
+    if args.only != "engine":
+        allen_cahn_section(out, T)
 
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"written to {args.out}")
+
+
+def engine_sections(out, T: float, n: int, quick: bool) -> None:
+    """Navier-Stokes steps/s against numpy, FFT pairs, thread scaling, Gaussian fields/s."""
     out(f"## Stochastic Navier-Stokes {n}^2, float64, one thread")
     out()
     out("| scheme | dt | C++ steps/s | numpy steps/s | ratio | C++ time units/s |")
@@ -148,7 +238,7 @@ def main() -> None:
     out()
     out("| implementation | float64 us | float32 us |")
     out("|---|---|---|")
-    reps = 300 if args.quick else 2000
+    reps = 300 if quick else 2000
     row = lambda name, f64, f32: out(f"| {name} | {f64 * 1e6:.1f} | {f32 * 1e6:.1f} |")  # noqa: E731
     # ours and FFTW alternate, best of 5 each: on a shared machine both then see the same quiet moments
     have_fftw = "fftw" in _core.fft_backends()
@@ -194,11 +284,6 @@ def main() -> None:
     t = timeit(lambda: g.sample(m, seed=0, backend="torch"), T)
     out(f"- torch twin (CPU, torch default threads): {m / t:,.0f} fields/s")
     out()
-
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print(f"written to {args.out}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,15 @@ docs/allen_cahn.md; note that the 2-D field has no continuum limit without renor
 Both run in C++ (``backend="cpp"``, one chain per thread, counter-based randomness keyed by ``(seed, chain, step)``)
 and as a batched torch twin (``backend="torch"``, the test reference, CPU or CUDA) that consumes the very same normals
 and uniforms, so the backends agree to roundoff.
+
+Precision (``dtype="float64"`` default, or ``"float32"``): the SPDE computes in the state's dtype (tables computed in
+float64 and rounded once; the standard normals are drawn in float64 and rounded at use). The pCN chain always
+computes in float64 -- state, proposal, ``Phi`` and the accept ratio -- and ``dtype`` only sets the dtype its recorded
+samples are rounded to, so a float32 run is the float64 chain's samples rounded once, and exactness is kept.
+
+The SPDE's modal transforms ``Phi a`` and ``Phi^T g`` are dense matrix products (the reference, any ``n``) or, for
+power-of-two ``n``, real FFTs (``csrc/fft.hpp``): DCT-I (free), DST-I (pinned), real Fourier (periodic), chosen by
+``transform="auto"``. Both give the same results to roundoff.
 """
 
 from __future__ import annotations
@@ -40,6 +49,12 @@ BOUNDARIES_1D = ("free", "pinned")
 BOUNDARIES_2D = ("free", "periodic")
 POTENTIALS = ("double_well", "none")
 BACKENDS = ("cpp", "torch")
+DTYPES = ("float64", "float32")
+TRANSFORMS = ("auto", "fft", "dense")
+# transform="auto" takes the FFT from these n on (per axis; below them the dense products were as fast or faster: a
+# 1-D step transforms one row at a time, which csrc/fft.hpp's lane-batched FFT does without vectorisation).
+# Crossovers measured with benchmarks/bench_pde.py --only allen-cahn (docs/allen_cahn.md).
+_FFT_FROM_N = {1: 128, 2: 16}
 _ADAPT_EXPONENT = 0.6  # Robbins-Monro gain (step + 1)^-0.6, as in csrc/allen_cahn.hpp
 _THETA_BOUND = 15.0
 
@@ -79,6 +94,21 @@ def _backend(backend) -> str:
     return _choice("backend", backend, BACKENDS)
 
 
+def _dtype(dtype) -> str:
+    """``"float64"`` or ``"float32"`` from a name, a numpy dtype(-like) or a torch dtype; anything else raises."""
+    name = None
+    if isinstance(dtype, torch.dtype):
+        name = str(dtype).removeprefix("torch.")
+    elif dtype is not None:
+        try:
+            name = np.dtype(dtype).name
+        except (TypeError, ValueError):
+            name = None
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be 'float64' or 'float32' (or the numpy/torch dtype), got {dtype!r}")
+    return name
+
+
 def modal_basis(n: int, boundary: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The W-orthonormal eigenbasis of the lattice Laplacian on one axis of ``[0, 1]``, ``h = 1/n``.
 
@@ -92,40 +122,46 @@ def modal_basis(n: int, boundary: str) -> tuple[np.ndarray, np.ndarray, np.ndarr
     * ``"periodic"``: ``n`` nodes, weights ``h``, real Fourier modes ``1, sqrt 2 cos(2 pi k j/n), sqrt 2 sin(...)``,
       ``(-1)^j``, ``mu = (4/h^2) sin^2(pi k / n)``.
     """
-    n = _int("n", n, 2)
-    h = 1.0 / n
+    w, mu = _weights_eigenvalues(n, boundary)
+    n = int(n)
     j = np.arange(n + 1, dtype=np.float64)
     if boundary == "free":
         k = np.arange(n + 1, dtype=np.float64)
         c = np.full(n + 1, math.sqrt(2.0))
         c[0] = c[n] = 1.0
         phi = c[None, :] * np.cos(np.pi * np.outer(j, k) / n)
-        w = np.full(n + 1, h)
-        w[0] = w[n] = h / 2
-        mu = 4.0 * n * n * np.sin(np.pi * k / (2 * n)) ** 2
     elif boundary == "pinned":
         k = np.arange(1, n, dtype=np.float64)
         phi = math.sqrt(2.0) * np.sin(np.pi * np.outer(j, k) / n)
         phi[0] = phi[n] = 0.0
+    else:
+        jj = j[:n]
+        cols = [np.ones(n)]
+        for f in range(1, n // 2):
+            cols += [math.sqrt(2.0) * np.cos(2 * np.pi * f * jj / n), math.sqrt(2.0) * np.sin(2 * np.pi * f * jj / n)]
+        cols.append(np.cos(np.pi * jj))
+        phi = np.stack(cols, axis=1)
+    return np.ascontiguousarray(phi), w, mu
+
+
+def _weights_eigenvalues(n: int, boundary: str) -> tuple[np.ndarray, np.ndarray]:
+    """Node weights and eigenvalues of :func:`modal_basis` (without the O(n^2) table ``phi``)."""
+    n = _int("n", n, 2)
+    h = 1.0 / n
+    if boundary in ("free", "pinned"):
+        k = np.arange(n + 1, dtype=np.float64) if boundary == "free" else np.arange(1, n, dtype=np.float64)
         w = np.full(n + 1, h)
-        w[0] = w[n] = 0.0
+        w[0] = w[n] = h / 2 if boundary == "free" else 0.0
         mu = 4.0 * n * n * np.sin(np.pi * k / (2 * n)) ** 2
     elif boundary == "periodic":
         if n % 2:
             raise ValueError(f"n must be even for periodic boundaries, got {n}")
-        jj = j[:n]
-        cols, freqs = [np.ones(n)], [0]
-        for f in range(1, n // 2):
-            cols += [math.sqrt(2.0) * np.cos(2 * np.pi * f * jj / n), math.sqrt(2.0) * np.sin(2 * np.pi * f * jj / n)]
-            freqs += [f, f]
-        cols.append(np.cos(np.pi * jj))
-        freqs.append(n // 2)
-        phi = np.stack(cols, axis=1)
+        freqs = [0] + [f for f in range(1, n // 2) for _ in range(2)] + [n // 2]
         w = np.full(n, h)
         mu = 4.0 * n * n * np.sin(np.pi * np.asarray(freqs, dtype=np.float64) / n) ** 2
     else:
         raise ValueError(f"boundary must be one of ('free', 'pinned', 'periodic'), got {boundary!r}")
-    return np.ascontiguousarray(phi), w, mu
+    return w, mu
 
 
 def _V(u):
@@ -273,6 +309,7 @@ class AllenCahn1D:
         backend: str = "cpp",
         threads: int = 1,
         device: str | torch.device | None = None,
+        dtype: str = "float64",
     ) -> tuple[PCNState, np.ndarray, np.ndarray, np.ndarray]:
         """Advance all chains by ``steps`` pCN steps, numbered from ``state.step``.
 
@@ -281,8 +318,13 @@ class AllenCahn1D:
         one call. ``z`` ``(chains, steps, dof)`` and ``unif`` ``(chains, steps)`` inject the proposal normals and
         the accept uniforms (both backends); otherwise they come from the counter-based generator.
 
+        ``dtype`` (``"float64"`` or ``"float32"``) is the dtype of the returned samples only. The chain always runs in
+        float64: the state (``PCNState.u`` stays float64), the proposal, ``Phi`` and the accept ratio
+        ``exp(Phi(u) - Phi(v))``, so that ``exp(-U)`` stays its invariant law exactly; float32 samples are the float64
+        chain's samples rounded to nearest (half the memory, the same speed).
+
         Returns:
-            ``(new state, samples (chains, steps // thin, N + 1), accepted (chains,), summed acceptance
+            ``(new state, samples (chains, steps // thin, N + 1) in dtype, accepted (chains,), summed acceptance
             probabilities (chains,))``.
         """
         if not isinstance(state, PCNState):
@@ -294,17 +336,19 @@ class AllenCahn1D:
         backend = _backend(backend)
         threads = _int("threads", threads, 0)
         step0 = _int("state.step", state.step, 0)
+        dtype = _dtype(dtype)
         if (z is None) != (unif is None):
             raise ValueError("z and unif must be given together")
         if backend == "cpp":
             u, theta, samples, acc, asum = _core().ac_mcmc_run(
                 state.u, state.theta, **self._common(), seed=seed, first=first, step0=step0, steps=steps,
                 adapt_until=adapt_until, target_accept=self.target_accept, thin=thin, z=z, unif=unif, threads=threads,
+                dtype=dtype,
             )  # fmt: skip
             return PCNState(u, theta, step0 + steps), samples, acc, asum
-        return self._run_torch(state, steps, seed, first, adapt_until, thin, z, unif, device)
+        return self._run_torch(state, steps, seed, first, adapt_until, thin, z, unif, device, dtype)
 
-    def _run_torch(self, state, steps, seed, first, adapt_until, thin, z, unif, device):
+    def _run_torch(self, state, steps, seed, first, adapt_until, thin, z, unif, device, dtype):
         u0, th0 = np.asarray(state.u), np.asarray(state.theta)
         if u0.dtype != np.float64 or u0.ndim != 2 or u0.shape[1] != self.n + 1:
             raise ValueError(f"state.u must be float64 shaped (chains, {self.n + 1}), got {u0.dtype} {u0.shape}")
@@ -323,7 +367,8 @@ class AllenCahn1D:
         phi_u = _pcn_phi(u, tb)
         acc_n = torch.zeros(num, dtype=torch.int64, device=device)
         asum = torch.zeros(num, dtype=torch.float64, device=device)
-        samples = torch.empty((num, steps // thin, self.n + 1), dtype=torch.float64, device=device)
+        # the chain runs in float64; recorded samples are rounded to dtype (as the C++ path does)
+        samples = torch.empty((num, steps // thin, self.n + 1), dtype=getattr(torch, dtype), device=device)
         chunk = max(1, 4096 // max(1, num))
         for c0 in range(0, steps, chunk):
             c1 = min(steps, c0 + chunk)
@@ -359,19 +404,23 @@ class AllenCahn1D:
         threads: int = 1,
         device: str | torch.device | None = None,
         return_info: bool = False,
+        dtype: str = "float64",
     ) -> np.ndarray | tuple[np.ndarray, PCNInfo]:
-        """Samples ``(num_chains, samples_per_chain, N + 1)`` of ``exp(-U)``.
+        """Samples ``(num_chains, samples_per_chain, N + 1)`` of ``exp(-U)``, in ``dtype``.
 
         Each chain starts from a reference draw, runs ``burn_in`` steps adapting its ``beta`` (from ``beta``) toward
         ``target_accept``, then records every ``thin``-th of ``samples_per_chain * thin`` steps with ``beta`` frozen.
         Chain ``i`` depends only on ``(seed, first + i)``. ``return_info=True`` also returns a :class:`PCNInfo`.
+        ``dtype="float32"`` rounds the recorded samples of the float64 chain (:meth:`run`): exactly
+        ``sample(..., dtype="float64").astype(numpy.float32)``.
         """
         samples_per_chain = _int("samples_per_chain", samples_per_chain, 0)
         burn_in, thin = _int("burn_in", burn_in, 0), _int("thin", thin, 1)
+        dtype = _dtype(dtype)
         st = self.initial_state(num_chains, seed=seed, first=first, beta=beta)
         kw = dict(seed=seed, first=first, backend=backend, threads=threads, device=device)
         st, _, _, burn_asum = self.run(st, burn_in, adapt_until=burn_in, thin=burn_in + 1, **kw)
-        st, samples, acc, _ = self.run(st, samples_per_chain * thin, adapt_until=burn_in, thin=thin, **kw)
+        st, samples, acc, _ = self.run(st, samples_per_chain * thin, adapt_until=burn_in, thin=thin, dtype=dtype, **kw)
         if not return_info:
             return samples
         total = max(1, samples_per_chain * thin)
@@ -384,7 +433,10 @@ class AllenCahn1D:
 
 
 class _SpdeTables:
-    def __init__(self, sp: AllenCahnSPDE, device: torch.device) -> None:
+    """Torch tables of the SPDE twin in ``dtype``: dense basis, weights and per-mode step factors (computed in float64,
+    rounded once, as the C++ path does)."""
+
+    def __init__(self, sp: AllenCahnSPDE, device: torch.device, dtype: torch.dtype) -> None:
         phi, w, mu = sp.basis()
         if sp.dim == 2:
             mu = mu[:, None] + mu[None, :]
@@ -396,9 +448,9 @@ class _SpdeTables:
         self.c = torch.where(pos, -torch.expm1(-mu_t * dt) / safe, torch.full_like(mu_t, dt))
         var = torch.where(pos, -torch.expm1(-2 * mu_t * dt) / safe, torch.full_like(mu_t, 2 * dt))  # exact OU
         self.s = torch.sqrt(var)
-        to = dict(dtype=torch.float64, device=device)
+        to = dict(dtype=dtype, device=device)
         self.e, self.c, self.s = self.e.to(**to), self.c.to(**to), self.s.to(**to)
-        self.phi, self.w = torch.as_tensor(phi, **to), torch.as_tensor(w, **to)
+        self.phi, self.w = torch.as_tensor(phi).to(**to), torch.as_tensor(w).to(**to)
         self.dim, self.vscale, self.h = sp.dim, sp.vscale, 1.0 / sp.n
 
 
@@ -418,8 +470,9 @@ def _synth(a: torch.Tensor, tb: _SpdeTables) -> torch.Tensor:
 
 def spde_step_ref(a: torch.Tensor, z: torch.Tensor, tb: _SpdeTables) -> torch.Tensor:
     """One exponential Euler-Maruyama step of the torch twin: modal states ``a`` ``(B, modes)`` or
-    ``(B, modes, modes)``, standard normals ``z`` of the same shape:
-    ``a' = e^{-mu dt} a - (1 - e^{-mu dt})/mu G + sqrt((1 - e^{-2 mu dt})/mu) z``, ``G = Phi^T grad Psi(Phi a)``."""
+    ``(B, modes, modes)``, standard normals ``z`` of the same shape (both in the tables' dtype):
+    ``a' = e^{-mu dt} a - (1 - e^{-mu dt})/mu G + sqrt((1 - e^{-2 mu dt})/mu) z``, ``G = Phi^T grad Psi(Phi a)``.
+    The transforms are the dense products (the reference of the C++ FFT path)."""
     if tb.vscale == 0:
         return tb.e * a + tb.s * z
     g = _spde_grad_psi(_synth(a, tb), tb)
@@ -437,12 +490,26 @@ class AllenCahnSPDE:
         potential: ``"double_well"`` or ``"none"`` (``V = 0``: an Ornstein-Uhlenbeck process per mode, solved
             exactly; with free or periodic ends its mean is a Brownian motion and there is no invariant law).
         dt: time step of the exponential Euler-Maruyama scheme.
+        transform: how the C++ path applies the modal basis ``Phi`` and ``Phi^T``: ``"dense"`` (matrix products,
+            O(n^2) per axis per row: 1-D O(n^2), 2-D O(n^3) per step; any n), ``"fft"`` (real FFTs of size ``2n``,
+            periodic ``n``: DCT-I / DST-I / real Fourier, O(n log n) per axis; n a power of two, ``2n`` resp. ``n``
+            >= 4), or ``"auto"`` (the FFT where it applies and is the faster, i.e. from n = 128 in 1-D and n = 16 in
+            2-D). Both agree to roundoff; the torch twin is always dense.
 
-    The state is modal: ``a`` ``(num, modes)`` (2-D ``(num, modes, modes)``), nodal ``u = Phi a`` (``Phi a Phi^T``).
+    The state is modal: ``a`` ``(num, modes)`` (2-D ``(num, modes, modes)``), nodal ``u = Phi a`` (``Phi a Phi^T``),
+    float64 or float32: its dtype picks the arithmetic of :meth:`integrate` (``initial_state`` / ``sample`` take
+    ``dtype``). Injected ``noise`` is always float64 standard normals, rounded to the state's dtype at use.
     """
 
     def __init__(
-        self, n: int = 32, *, dim: int = 1, boundary: str = "free", potential: str = "double_well", dt: float = 1e-3
+        self,
+        n: int = 32,
+        *,
+        dim: int = 1,
+        boundary: str = "free",
+        potential: str = "double_well",
+        dt: float = 1e-3,
+        transform: str = "auto",
     ) -> None:
         self.dim = _int("dim", dim, 1, 2)
         self.boundary = _choice("boundary", boundary, BOUNDARIES_1D if dim == 1 else BOUNDARIES_2D)
@@ -452,58 +519,81 @@ class AllenCahnSPDE:
         self.potential = _choice("potential", potential, POTENTIALS)
         self.vscale = 1.0 if potential == "double_well" else 0.0
         self.dt = _float("dt", dt, 0.0, True)
-        self._basis = modal_basis(self.n, self.boundary)
+        transform = _choice("transform", transform, TRANSFORMS)
+        fft_ok = _core().ac_fft_supported(self.n, self.boundary)
+        if transform == "fft" and not fft_ok:
+            size = "n" if self.boundary == "periodic" else "2n"
+            raise ValueError(f"transform='fft' needs a power-of-two n with FFT size {size} >= 4, got n={self.n} "
+                             f"(boundary {self.boundary!r}); use transform='dense' or 'auto'")  # fmt: skip
+        if transform == "auto":
+            transform = "fft" if fft_ok and self.n >= _FFT_FROM_N[self.dim] else "dense"
+        self.transform = transform
+        self._w, self._mu = _weights_eigenvalues(self.n, self.boundary)
+        self._phi = None  # built on first use: the FFT path never needs the O(n^2) table
 
     def basis(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(phi (nodes, modes), weights (nodes,), mu (modes,))`` of one axis (:func:`modal_basis`)."""
-        return tuple(x.copy() for x in self._basis)
+        return self._phi_table().copy(), self._w.copy(), self._mu.copy()
+
+    def _phi_table(self) -> np.ndarray:
+        if self._phi is None:
+            self._phi = modal_basis(self.n, self.boundary)[0]
+        return self._phi
 
     @property
     def modes(self) -> int:
-        return self._basis[0].shape[1]
+        return self._mu.size
 
     @property
     def nodes(self) -> int:
-        return self._basis[0].shape[0]
+        return self._w.size
 
     def to_nodal(self, a) -> np.ndarray:
-        """Nodal fields ``u`` ``(num, nodes[, nodes])`` of modal states ``a``."""
-        phi = self._basis[0]
-        a = np.asarray(a, dtype=np.float64)
-        return a @ phi.T if self.dim == 1 else phi @ a @ phi.T
+        """Nodal fields ``u`` ``(num, nodes[, nodes])`` of modal states ``a`` (dense products in float64; float32
+        input gives float32 output)."""
+        phi = self._phi_table()
+        a = np.asarray(a)
+        out_dtype = np.float32 if a.dtype == np.float32 else np.float64
+        a = a.astype(np.float64)
+        return (a @ phi.T if self.dim == 1 else phi @ a @ phi.T).astype(out_dtype, copy=False)
 
     def to_modal(self, u) -> np.ndarray:
-        """Modal coordinates ``a_k = sum_j w_j phi_k(j) u_j`` (per axis) of nodal fields ``u``."""
-        phi, w, _ = self._basis
+        """Modal coordinates ``a_k = sum_j w_j phi_k(j) u_j`` (per axis) of nodal fields ``u`` (as :meth:`to_nodal`)."""
+        phi, w = self._phi_table(), self._w
         pw = phi * w[:, None]
-        u = np.asarray(u, dtype=np.float64)
-        return u @ pw if self.dim == 1 else pw.T @ u @ pw
+        u = np.asarray(u)
+        out_dtype = np.float32 if u.dtype == np.float32 else np.float64
+        u = u.astype(np.float64)
+        return (u @ pw if self.dim == 1 else pw.T @ u @ pw).astype(out_dtype, copy=False)
 
-    def initial_state(self, num: int, *, seed: int = 0, first: int = 0) -> np.ndarray:
-        """Random modal states: ``a_k = z_k / sqrt(mu_k + 1)`` (the linear part's law with unit mass)."""
+    def initial_state(self, num: int, *, seed: int = 0, first: int = 0, dtype: str = "float64") -> np.ndarray:
+        """Random modal states: ``a_k = z_k / sqrt(mu_k + 1)`` (the linear part's law with unit mass), computed in
+        float64 and returned in ``dtype`` (``"float64"`` or ``"float32"``)."""
         num = _int("num", num, 0)
-        _, _, mu = self._basis
+        dtype = _dtype(dtype)
+        mu = self._mu
         if self.dim == 2:
             mu = (mu[:, None] + mu[None, :]).reshape(-1)
         z = _core().ac_spde_noise(_seed(seed), _int("first", first, 0), num, 0, 1, mu.size, init=True)[:, 0]
         a = z / np.sqrt(mu + 1.0)
-        return np.ascontiguousarray(a.reshape((num,) + (self.modes,) * self.dim))
+        return np.ascontiguousarray(a.reshape((num,) + (self.modes,) * self.dim), dtype=dtype)
 
     def _run(self, state, burn, every, snapshots, *, seed, first, step0, noise, backend, threads, device):
         seed, first, step0 = _seed(seed), _int("first", first, 0), _int("step0", step0, 0)
         backend, threads = _backend(backend), _int("threads", threads, 0)
-        phi, w, mu = self._basis
         if backend == "cpp":
             return _core().ac_spde_run(
-                state, phi=phi, weights=w, mu=mu, dim=self.dim, midpoint=self.dim == 1, vscale=self.vscale,
-                dt=self.dt, burn=burn, every=every, snapshots=snapshots, step0=step0, seed=seed, first=first,
-                noise=noise, threads=threads,
+                state, phi=self._phi_table() if self.transform == "dense" else None, transform=self.transform,
+                boundary=self.boundary, weights=self._w, mu=self._mu, dim=self.dim, midpoint=self.dim == 1,
+                vscale=self.vscale, dt=self.dt, burn=burn, every=every, snapshots=snapshots, step0=step0, seed=seed,
+                first=first, noise=noise, threads=threads,
             )  # fmt: skip
         state = np.asarray(state)
         shape = (self.modes,) * self.dim
-        if state.dtype != np.float64 or state.ndim != self.dim + 1 or state.shape[1:] != shape:
-            raise ValueError(f"state must be float64 shaped (num, {', '.join(map(str, shape))}), got "
+        if state.dtype not in (np.float64, np.float32) or state.ndim != self.dim + 1 or state.shape[1:] != shape:
+            raise ValueError(f"state must be float64 or float32 shaped (num, {', '.join(map(str, shape))}), got "
                              f"{state.dtype} {state.shape}")  # fmt: skip
+        tdtype = torch.float32 if state.dtype == np.float32 else torch.float64
         num = state.shape[0]
         total = burn + (snapshots - 1) * every if snapshots > 0 else burn
         M = self.modes**self.dim
@@ -512,9 +602,9 @@ class AllenCahnSPDE:
             if noise.shape != (num, total, M):
                 raise ValueError(f"noise must have shape {(num, total, M)}, got {noise.shape}")
         device = torch.device(device or "cpu")
-        tb = _SpdeTables(self, device)
+        tb = _SpdeTables(self, device, tdtype)
         a = torch.as_tensor(state, device=device).clone()
-        snaps = torch.empty((num, snapshots) + (self.nodes,) * self.dim, dtype=torch.float64, device=device)
+        snaps = torch.empty((num, snapshots) + (self.nodes,) * self.dim, dtype=tdtype, device=device)
         taken = 0
 
         def snap(done):
@@ -528,7 +618,7 @@ class AllenCahnSPDE:
         for c0 in range(0, total, chunk):
             c1 = min(total, c0 + chunk)
             zc = _core().ac_spde_noise(seed, first, num, step0 + c0, c1 - c0, M) if noise is None else noise[:, c0:c1]
-            zt = torch.as_tensor(np.ascontiguousarray(zc), device=device).reshape((num, c1 - c0) + shape)
+            zt = torch.as_tensor(np.ascontiguousarray(zc), device=device).reshape((num, c1 - c0) + shape).to(tdtype)
             for r in range(c1 - c0):
                 a = spde_step_ref(a, zt[:, r], tb)
                 snap(c0 + r + 1)
@@ -547,9 +637,10 @@ class AllenCahnSPDE:
         threads: int = 1,
         device: str | torch.device | None = None,
     ) -> np.ndarray:
-        """Advance modal states by ``steps`` steps. The normals of step ``s`` of trajectory ``i`` are keyed by
-        ``(seed, first + i, step0 + s)`` (so ``k`` steps then ``steps - k`` with ``step0=k`` equals one call), or
-        injected: ``noise`` ``(num, steps, modes^dim)`` standard normals."""
+        """Advance modal states by ``steps`` steps, in the state's dtype (float64 or float32). The normals of step
+        ``s`` of trajectory ``i`` are keyed by ``(seed, first + i, step0 + s)`` (so ``k`` steps then ``steps - k``
+        with ``step0=k`` equals one call), or injected: ``noise`` ``(num, steps, modes^dim)`` float64 standard
+        normals."""
         steps = _int("steps", steps, 0)
         return self._run(state, steps, 1, 0, seed=seed, first=first, step0=step0, noise=noise, backend=backend,
                          threads=threads, device=device)[0]  # fmt: skip
@@ -566,12 +657,14 @@ class AllenCahnSPDE:
         backend: str = "cpp",
         threads: int = 1,
         device: str | torch.device | None = None,
+        dtype: str = "float64",
     ) -> np.ndarray:
         """Nodal snapshots ``(num, snapshots, nodes[, nodes])``: a random initial state, ``t_burn`` of burn-in, then
-        one every ``t_snap`` (the first at ``t_burn``). Both must be multiples of ``dt``."""
+        one every ``t_snap`` (the first at ``t_burn``). Both must be multiples of ``dt``. ``dtype`` (``"float64"`` or
+        ``"float32"``) is the arithmetic of the whole run and the dtype of the snapshots."""
         snapshots = _int("snapshots", snapshots, 1)
         burn = steps_for(t_burn, self.dt, "t_burn", 0)
         every = steps_for(t_snap, self.dt, "t_snap", 1)
-        a = self.initial_state(num, seed=seed, first=first)
+        a = self.initial_state(num, seed=seed, first=first, dtype=dtype)
         return self._run(a, burn, every, snapshots, seed=seed, first=first, step0=0, noise=None, backend=backend,
                          threads=threads, device=device)[1]  # fmt: skip
