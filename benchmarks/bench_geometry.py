@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--iter-pairs", type=int, default=8)
     parser.add_argument("--iter-lam", type=float, default=5.0)
     parser.add_argument("--iter-n-grid", type=int, default=50)
-    parser.add_argument("--adam-lr", type=float, nargs="+", default=[1e-3, 3e-3, 1e-2])
+    parser.add_argument("--adam-lr", type=float, nargs="+", default=[1e-3, 3e-3, 1e-2, 3e-2])
     parser.add_argument("--adam-iters", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--repeats", type=int, default=2, help="timings are the best of this many runs")
