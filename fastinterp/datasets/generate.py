@@ -65,9 +65,9 @@ def trajectory_function(config: DatasetConfig) -> tuple[Callable[[int, int, int]
         chain = AllenCahn1D(config.res, boundary=p["boundary"], potential=p["potential"])
 
         def fn(first: int, count: int, threads: int) -> np.ndarray:
-            u = chain.sample(count, p["samples"], seed=config.seed, first=first, burn_in=p["burn_in"], thin=p["thin"],
-                             threads=threads)  # fmt: skip
-            return u.astype(np.float32)
+            # float32 samples rounded from the float64 chain (the same bits as .astype, half the peak memory)
+            return chain.sample(count, p["samples"], seed=config.seed, first=first, burn_in=p["burn_in"],
+                                thin=p["thin"], threads=threads, dtype="float32")  # fmt: skip
 
         return fn, p["burn_in"] + p["samples"] * p["thin"]
     raise ValueError(f"no generator for {config.equation!r}")  # pragma: no cover - config validates
