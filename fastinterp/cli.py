@@ -134,6 +134,7 @@ def _dataset_config(args: argparse.Namespace):
 
 def _cmd_pde_generate(args: argparse.Namespace) -> int:
     from .datasets.generate import distributed_context, generate
+    from .pde import DivergedError
 
     config = _dataset_config(args)
     rank, world, barrier = distributed_context()
@@ -142,6 +143,11 @@ def _cmd_pde_generate(args: argparse.Namespace) -> int:
                             rank=rank, world=world, barrier=barrier)  # fmt: skip
     except ValueError as exc:
         raise SystemExit(f"fastinterp pde generate: {exc}") from None
+    except DivergedError as exc:
+        raise SystemExit(
+            f"fastinterp pde generate: {exc}. The finished trajectories of {args.out} are kept, but a dataset "
+            "cannot change its parameters: generate the new configuration into another --out."
+        ) from None
     if rank == 0:
         print(
             f"{args.out}: {config.num} trajectories of {config.equation} at {config.res}, "

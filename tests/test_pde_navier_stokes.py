@@ -7,7 +7,7 @@ import pytest
 
 _core = pytest.importorskip("fastinterp._core")
 
-from fastinterp.pde import NavierStokes2D, enstrophy_spectrum  # noqa: E402
+from fastinterp.pde import DivergedError, NavierStokes2D, enstrophy_spectrum  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -201,7 +201,19 @@ def test_courant_number_and_the_divergence_message():
     fast = NavierStokes2D(32, dt=4e-2)
     s0 = fast.initial_state(1, seed=0)
     assert fast.courant(s0)[0] > 1.0
-    with pytest.raises(RuntimeError, match=r"trajectory 0 diverged .* Courant number .* reduce dt$"):
+    with pytest.raises(DivergedError, match=r"trajectory 0 diverged .* Courant number .* reduce dt$"):
         fast.integrate(s0, 400)
-    with pytest.raises(RuntimeError, match="or use scheme='if_heun'"):
+    with pytest.raises(DivergedError, match=r"trajectory 5 diverged .*torch backend.* Courant number"):
+        fast.integrate(s0, 400, first=5, backend="torch")  # the twin checks too: no silent NaN arrays
+    with pytest.raises(DivergedError, match="or use scheme='if_heun'"):
         NavierStokes2D(32, dt=1.0, scheme="em_imex").integrate(s0 * 1e6, 200)
+    assert issubclass(DivergedError, RuntimeError)
+
+
+def test_cli_reports_a_diverged_dataset_without_a_traceback(tmp_path):
+    from fastinterp.cli import main
+
+    out = tmp_path / "ns"
+    argv = ["pde", "generate", "navier-stokes", "--num", "2", "--res", "32", "--out", str(out), "--quiet"]
+    with pytest.raises(SystemExit, match=r"diverged .* Courant .* another --out"):
+        main([*argv, "--set", "dt=0.04", "--set", "t_burn=4.0", "--set", "t_snap=0.04", "--set", "snapshots=2"])

@@ -28,7 +28,7 @@ import torch
 
 from ._common import steps_for
 
-__all__ = ["NavierStokes2D", "energy_spectrum", "enstrophy_spectrum", "ns_step_ref"]
+__all__ = ["DivergedError", "NavierStokes2D", "energy_spectrum", "enstrophy_spectrum", "ns_step_ref"]
 
 SCHEMES = ("em_imex", "if_heun")
 
@@ -37,6 +37,25 @@ def _core():
     from .. import _core
 
     return _core
+
+
+_ADVICE = (
+    "the step is unstable; keep the advective Courant number dt * max(|u| + |v|) * kmax below ~0.8 "
+    "(NavierStokes2D.courant measures it; dt <~ 0.3 / kmax with the paper's forcing), i.e. reduce dt"
+)
+
+
+class DivergedError(RuntimeError):
+    """A Navier-Stokes run met non-finite vorticity; the message names the trajectory, the step and the cure."""
+
+
+def _ns_run(state, **kw):
+    """``_core.ns_run`` with its divergence raised as :class:`DivergedError`."""
+    core = _core()
+    try:
+        return core.ns_run(state, **kw)
+    except core.DivergedError as exc:
+        raise DivergedError(str(exc)) from None
 
 
 def _forcing_fields(n: int, modes: int) -> np.ndarray:
@@ -205,7 +224,7 @@ class NavierStokes2D:
         ``(num, steps, modes)`` float64, injects the Brownian increments instead (already scaled by ``sqrt(dt)``).
         """
         if backend == "cpp":
-            out, _ = _core().ns_run(state, **self._params(), burn=steps, step0=step0, seed=seed, first=first,
+            out, _ = _ns_run(state, **self._params(), burn=steps, step0=step0, seed=seed, first=first,
                                     dW=dW, threads=threads)  # fmt: skip
             return out
         if backend == "torch":
@@ -235,7 +254,7 @@ class NavierStokes2D:
         every = steps_for(t_snap, self.dt, "t_snap", 1)
         state = self.initial_state(num, seed=seed, first=first, dtype=dtype)
         if backend == "cpp":
-            _, snaps = _core().ns_run(state, **self._params(), burn=burn, every=every, snapshots=snapshots,
+            _, snaps = _ns_run(state, **self._params(), burn=burn, every=every, snapshots=snapshots,
                                       seed=seed, first=first, threads=threads)  # fmt: skip
             return snaps
         if backend == "torch":
@@ -277,6 +296,13 @@ class NavierStokes2D:
             for s in range(c1 - c0):
                 w = ns_step_ref(w, zt[:, s], tb)
                 snap(c0 + s + 1)
+            bad = ~torch.isfinite(torch.view_as_real(w)).flatten(1).all(1)  # one host check per chunk of steps
+            if bool(bad.any()):
+                t = int(bad.nonzero()[0, 0])
+                raise DivergedError(
+                    f"Navier-Stokes trajectory {first + t} diverged (non-finite vorticity) by step {step0 + c1} at "
+                    f"dt = {self.dt:g} (torch backend): {_ADVICE}"
+                )
         return w.cpu().numpy(), snaps.cpu().numpy()
 
 
