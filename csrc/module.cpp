@@ -5,6 +5,7 @@
 #include <string>
 
 #include "pde_bind.hpp"
+#include "pde_common.hpp"
 
 void bind_allen_cahn(pybind11::module_& m);  // csrc/allen_cahn.cpp
 
@@ -43,6 +44,7 @@ static py::dict build_info() {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "fastinterp native core";
   m.def("build_info", &build_info, "How the native core was built: version, compiler, C++ standard, OpenMP.");
+  py::register_exception<fastinterp::pde::Diverged>(m, "DivergedError", PyExc_RuntimeError);
   bind_fft(m);
   bind_fields(m);
   bind_navier_stokes(m);

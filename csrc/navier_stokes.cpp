@@ -46,11 +46,6 @@ using namespace fastinterp;
 
 namespace {
 
-// A run that met non-finite vorticity: fastinterp._core.DivergedError (a RuntimeError) in Python.
-struct Diverged : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
 constexpr uint32_t kTagNoise = 2;
 constexpr uint32_t kTagInit = 3;
 
@@ -406,7 +401,7 @@ py::tuple ns_run_impl(const NSConfig& cfg, const py::array& state, long burn, lo
   }
   for (long t = 0; t < num; ++t)
     if (bad[t] >= 0)
-      throw Diverged(
+      throw pde::Diverged(
           "Navier-Stokes trajectory " + std::to_string(first + t) + " diverged (non-finite vorticity) by step " +
           std::to_string(bad[t]) + " at dt = " + std::to_string(cfg.dt) +
           ": the step is unstable; keep the advective Courant number dt * max(|u| + |v|) * kmax below ~0.8 "
@@ -450,7 +445,6 @@ py::array initial_impl(long n, long num, uint64_t seed, uint64_t first, double k
 }  // namespace
 
 void bind_navier_stokes(py::module_& m) {
-  py::register_exception<Diverged>(m, "DivergedError", PyExc_RuntimeError);
   m.def(
       "ns_run",
       [](const py::object& state, double nu, double alpha, double eps, double dt, int modes, const std::string& scheme,

@@ -11,6 +11,7 @@
 #include <complex>
 #include <exception>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +20,11 @@ namespace fastinterp {
 namespace pde {
 
 namespace py = pybind11;
+
+// A run that met non-finite values (an unstable time step): fastinterp._core.DivergedError, a RuntimeError, in Python.
+struct Diverged : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 inline std::string shape_str(const py::array& a) {
   std::string s = "(";

@@ -546,3 +546,15 @@ def test_wrong_dtype_arrays_into_the_extension_raise():
     with pytest.raises(ValueError, match="dtype must be 'float64' or 'float32'"):
         _core.ac_mcmc_run(st.u, st.theta, n=8, pinned=False, vscale=1.0, mass=1.0, seed=0, first=0, step0=0, steps=1,
                           adapt_until=0, target_accept=0.3, thin=1, dtype="float16")  # fmt: skip
+
+
+def test_spde_divergence_is_an_error_not_nan():
+    from fastinterp.pde import DivergedError
+
+    sp = AllenCahnSPDE(32, dt=0.5)  # the explicit double-well drift blows up within ~100 steps
+    for backend in ("cpp", "torch"):
+        with pytest.raises(DivergedError, match=r"trajectory 7 diverged .* reduce dt"):
+            sp.sample(3, seed=0, first=7, t_burn=100.0, t_snap=0.5, snapshots=2, backend=backend)
+    with pytest.raises(DivergedError, match="2-D runs"):
+        AllenCahnSPDE(16, dim=2, dt=0.5).sample(1, t_burn=100.0, t_snap=0.5, snapshots=1)
+    assert np.isfinite(AllenCahnSPDE(32, dt=0.05).sample(2, t_burn=50.0, t_snap=0.5, snapshots=2)).all()

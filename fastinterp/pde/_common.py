@@ -5,6 +5,21 @@ from __future__ import annotations
 import math
 
 
+class DivergedError(RuntimeError):
+    """A PDE run met non-finite values (an unstable time step); the message names the trajectory, the step and the
+    cure. Raised by the C++ solvers (as ``fastinterp._core.DivergedError``, translated) and by the torch twins."""
+
+
+def run_native(fn, *args, **kw):
+    """Call a ``fastinterp._core`` solver, raising its divergence as :class:`DivergedError`."""
+    from .. import _core
+
+    try:
+        return fn(*args, **kw)
+    except _core.DivergedError as exc:
+        raise DivergedError(str(exc)) from None
+
+
 def steps_for(t: float, dt: float, name: str, minimum: int) -> int:
     """Number of steps of size ``dt`` in the time ``t``, which must be a non-negative multiple of ``dt``."""
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:

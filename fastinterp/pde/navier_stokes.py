@@ -26,7 +26,7 @@ import math
 import numpy as np
 import torch
 
-from ._common import steps_for
+from ._common import DivergedError, run_native, steps_for
 
 __all__ = ["DivergedError", "NavierStokes2D", "energy_spectrum", "enstrophy_spectrum", "ns_step_ref"]
 
@@ -45,17 +45,8 @@ _ADVICE = (
 )
 
 
-class DivergedError(RuntimeError):
-    """A Navier-Stokes run met non-finite vorticity; the message names the trajectory, the step and the cure."""
-
-
 def _ns_run(state, **kw):
-    """``_core.ns_run`` with its divergence raised as :class:`DivergedError`."""
-    core = _core()
-    try:
-        return core.ns_run(state, **kw)
-    except core.DivergedError as exc:
-        raise DivergedError(str(exc)) from None
+    return run_native(_core().ns_run, state, **kw)
 
 
 def _forcing_fields(n: int, modes: int) -> np.ndarray:
