@@ -95,7 +95,8 @@ def test_batched_equals_pair_by_pair():
         assert abs(float(one.energy) - float(batch.energy[p])) < 1e-12
 
 
-def test_finished_pairs_leave_the_working_set():
+@pytest.mark.parametrize("accelerate", [True, False])
+def test_finished_pairs_leave_the_working_set(accelerate):
     """Pairs stopping at very different iterations: the late iterations evaluate only the working pairs, and every
     result (curves, iterations, energy traces, a late bad value's pair index) equals a pair-by-pair run."""
     g = three_modes()
@@ -108,7 +109,7 @@ def test_finished_pairs_leave_the_working_set():
         sizes.append(z.shape[0])
         return g.score(z)
 
-    kw = dict(lam=20.0, n_grid=20, max_iter=400, check_every=5, record_energy=True)
+    kw = dict(lam=20.0, n_grid=20, max_iter=400, check_every=5, record_energy=True, accelerate=accelerate)
     for src in (
         dict(score=g),
         dict(score=score),
@@ -117,7 +118,7 @@ def test_finished_pairs_leave_the_working_set():
         sizes.clear()
         batch = likely_path(a, b, **src, **kw)
         iters = batch.iterations
-        assert int(iters.max()) > 2 * int(iters.min()) + 10, iters  # the workload does exercise the compaction
+        assert int(iters.max()) > 2 * int(iters.min()) + 5, iters  # the workload does exercise the compaction
         if src["score"] is score:
             score_only_iters = iters
             assert min(sizes) < 6 * 19 and sizes[-1] == (iters == iters.max()).sum() * 19, sizes[-5:]
@@ -126,22 +127,42 @@ def test_finished_pairs_leave_the_working_set():
             assert (one.curves[0] - batch.curves[p]).abs().max() < 1e-12
             assert int(one.iterations) == int(iters[p])
             assert bool(one.converged) == bool(batch.converged[p])
-            assert float(one.grad_norm) == pytest.approx(float(batch.grad_norm[p]), rel=1e-10, abs=1e-14)
+            assert float(one.grad_norm) == pytest.approx(float(batch.grad_norm[p]), rel=1e-6, abs=1e-12)
             # the trace of a finished pair stays at its final energy
             T = one.energy_trace.shape[0]
             assert (one.energy_trace[:, 0] - batch.energy_trace[:T, p]).abs().max() < 1e-12
             assert (batch.energy_trace[T - 1 :, p] - batch.energy[p]).abs().max() < 1e-12
-    # a bad value met after the compaction names the pair by its position in the batch
+    # a bad value met after the first compaction names the pair by its position in the batch: the first pair to
+    # finish stops at iteration k, leaves at the check c = 5 ceil(k / 5), and the NaN first meets the working pairs
     iters = score_only_iters
-    slow = int(iters.argmax())
-    assert int(iters.sort().values[-2]) + 5 <= int(iters[slow])  # the slowest pair ends up working alone
+    c = -(-int(iters.min()) // 5) * 5
+    first_bad = int((iters > c).nonzero()[0])
+    assert first_bad > 0  # pair 0 has left: the index must be mapped back to the batch
 
     def nan_late(z):
         s = g.score(z)
-        return s * torch.nan if z.shape[0] == 19 else s  # only once a single pair (19 interior points) is left
+        late = z.shape[0] % 19 == 0 and z.shape[0] < 6 * 19  # curve points after the first compaction
+        return s * torch.nan if late else s
 
-    with pytest.raises(ValueError, match=rf"for pair {slow}\b"):
-        likely_path(a, b, score=nan_late, lam=20.0, n_grid=20, max_iter=400, check_every=5)
+    with pytest.raises(ValueError, match=rf"iteration {c + 1} for pair {first_bad}\b"):
+        likely_path(a, b, score=nan_late, lam=20.0, n_grid=20, max_iter=400, check_every=5, accelerate=accelerate)
+
+
+def test_conjugate_directions_converge_where_the_plain_iteration_crawls():
+    """accelerate=True (PR+ conjugate ProbGEORCE steps) against the paper's plain iteration at lam = 20: the same
+    minimiser, every pair converged, and far fewer iterations in total (counts, not timings)."""
+    g = three_modes()
+    x = g.sample(32, generator=torch.Generator().manual_seed(1))
+    a, b = x[:16], x[16:]
+    plain = likely_path(a, b, score=g, lam=20.0, n_grid=50, accelerate=False)
+    fast = likely_path(a, b, score=g, lam=20.0, n_grid=50)
+    assert bool(fast.converged.all()) and not bool(plain.converged.all())  # one plain pair hits max_iter = 1000
+    assert int(fast.iterations.sum()) * 2 < int(plain.iterations.sum())
+    both = plain.converged & fast.converged
+    # |grad E| < 1e-4 pins E to ~1e-7 and the points to ~1e-3 (sliding along the curve is a flat direction)
+    assert (fast.energy - plain.energy)[both].abs().max() < 5e-7
+    assert (fast.curves - plain.curves)[both].abs().max() < 5e-3
+    assert float(fast.energy[~plain.converged].max() - plain.energy[~plain.converged].max()) < 0  # lower where stuck
 
 
 def test_log_prob_through_autograd_equals_the_analytic_score():
@@ -307,6 +328,16 @@ def test_frechet_mean_of_points_symmetric_about_a_mode_is_the_mode():
         assert res.mean.abs().max() < 1e-5, res.mean
         assert torch.equal(res.curves[:, 0], pts)
         assert torch.equal(res.curves[:, -1], res.mean.expand(4, 2))
+
+
+def test_frechet_mean_conjugate_directions_same_mean_fewer_iterations():
+    g = three_modes()
+    x = g.sample(6, generator=torch.Generator().manual_seed(2))
+    plain = frechet_mean(x, score=g, lam=10.0, n_grid=30, accelerate=False)
+    fast = frechet_mean(x, score=g, lam=10.0, n_grid=30)
+    assert bool(plain.converged) and bool(fast.converged)
+    assert 3 * int(fast.iterations) < int(plain.iterations)
+    assert abs(float(fast.energy - plain.energy)) < 1e-6 and (fast.mean - plain.mean).abs().max() < 1e-3
 
 
 def test_frechet_mean_weights():

@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=int, default=6, help="number of pairs (default 6)")
     p.add_argument("--lam", type=float, nargs="+", default=[2.0, 20.0], help="potential weights (default 2 20)")
     p.add_argument("--n-grid", type=int, default=100, help="steps per curve (default 100)")
-    p.add_argument("--max-iter", type=int, default=300, help="ProbGEORCE iterations at most (default 300)")
+    p.add_argument("--max-iter", type=int, default=1000, help="ProbGEORCE iterations at most (default 1000)")
     p.add_argument("--seed", type=int, default=0)
     return p
 

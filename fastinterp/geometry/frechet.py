@@ -90,6 +90,7 @@ def frechet_mean(
     ls_shrink: float = 0.5,
     armijo: float = 1e-4,
     check_every: int = 10,
+    accelerate: bool = True,
 ) -> FrechetMean:
     """Weighted Fréchet mean of ``points`` under the likely-path energy (see the module docstring).
 
@@ -103,7 +104,8 @@ def frechet_mean(
         points: samples shaped ``(K, *event)``, ``K >= 1``.
         weights: ``(K,)`` non-negative, not all zero (default uniform); only their ratios matter.
         score, log_prob, metric, lam, n_grid, tol, max_iter, t_score, normalize_lam, ls_trials, ls_shrink, armijo,
-            check_every: as in :func:`~fastinterp.geometry.likely_path`.
+            check_every, accelerate: as in :func:`~fastinterp.geometry.likely_path` (the conjugate directions of
+            ``accelerate`` span the curves and the mean together).
         init: the starting mean, shaped ``event``.
 
     Returns:
@@ -129,7 +131,9 @@ def frechet_mean(
         if not (torch.isfinite(w).all() and (w >= 0).all() and (w > 0).any()):
             raise ValueError(f"weights must be finite, >= 0 and not all zero, got {w.tolist()}")
     w = w * (K / w.sum())
-    opt = _options(lam, n_grid, tol, max_iter, normalize_lam, ls_trials, ls_shrink, armijo, check_every, False)
+    opt = _options(
+        lam, n_grid, tol, max_iter, normalize_lam, ls_trials, ls_shrink, armijo, check_every, False, accelerate
+    )
     pot = as_potential(score, log_prob, t_score=t_score)
     fn = _check_metric(metric)
     met = Metric(fn, event, d) if fn is not None else None
@@ -225,6 +229,7 @@ def _solve_mean(
     watch.raise_if_bad(terms.name, "sample")
     shrink_all = opt.ls_shrink**opt.ls_trials
 
+    d_prev = p_prev = g_prev = None  # the previous direction, ProbGEORCE step and gradient (accelerate)
     while it < opt.max_iter:
         it += 1
         iters = iters + active.to(torch.int64)
@@ -240,6 +245,17 @@ def _solve_mean(
         u_hat = georce_controls(gc, m_hat - x, ms)
         dz = x.unsqueeze(1) + torch.cumsum(u_hat, dim=1)[:, :-1] - z
         dm = m_hat - m
+        if opt.accelerate:  # PR+ conjugate directions, as in likely_path (curves and mean together)
+            p_dir = (dz, dm)
+            conj = torch.zeros((), dtype=torch.bool, device=dev)
+            if d_prev is not None:
+                num = (gz * (p_prev[0] - dz)).sum() + (gm * (p_prev[1] - dm)).sum()
+                den = -((g_prev[0] * p_prev[0]).sum() + (g_prev[1] * p_prev[1]).sum())
+                beta = torch.where(den > 0, num / den.clamp_min(torch.finfo(den.dtype).tiny), 0.0).clamp_min(0.0)
+                cz, cm = dz + beta * d_prev[0], dm + beta * d_prev[1]
+                conj = (beta > 0) & ((gz * cz).sum() + (gm * cm).sum() < 0)
+                dz, dm = torch.where(conj, cz, dz), torch.where(conj, cm, dm)
+            p_prev, g_prev, d_prev = p_dir, (gz, gm), (dz, dm)
         slope = (gz * dz).sum() + (gm * dm).sum()
         dK = KineticChange(metric, None if ms is None else ms.G, x, z, ends(m), dz, ends(dm))
         found = torch.zeros(1, dtype=torch.bool, device=dev)
@@ -263,7 +279,7 @@ def _solve_mean(
                 watch.update(~torch.isfinite(gSt).flatten(1).all(1), it, 1)
                 dS = (0.5 * ((gS + gSt) * (zt - z)).sum(-1)).sum(1)
             dF = (w1 * (dK(tau) + lam_n * dS)).sum()
-            ok = (dF <= opt.armijo * tau * slope) & (dF < best - margin)
+            ok = ((dF <= opt.armijo * tau * slope) | (dF <= margin)) & (dF < best - margin)  # see likely_path
             best = torch.where(ok, dF, best)
             if not terms.has_value:
                 gS_acc = torch.where(ok.reshape(1, 1, 1), gSt, gS_acc)
@@ -284,9 +300,8 @@ def _solve_mean(
         u = controls(x, z, ends(m))
         ms = metric_state(z, u)
         gc, gz, gm, gnorm = gradient(u, ms, gS)
-        tau0 = torch.where(
-            active, torch.where(found, (tau_acc / opt.ls_shrink).clamp(max=1.0), tau0 * shrink_all), tau0
-        )
+        failed = tau0 * shrink_all if not opt.accelerate else torch.where(conj, tau0, tau0 * shrink_all)
+        tau0 = torch.where(active, torch.where(found, (tau_acc / opt.ls_shrink).clamp(max=1.0), failed), tau0)
         active = active & ~(gnorm < opt.tol) & (tau0 > 1e-14).squeeze(0)
         if it % opt.check_every == 0 or it == opt.max_iter:
             watch.raise_if_bad(terms.name, "sample")

@@ -129,6 +129,7 @@ class _Options:
     armijo: float
     check_every: int
     record_energy: bool
+    accelerate: bool = False
 
 
 def _options(
@@ -142,6 +143,7 @@ def _options(
     armijo: object,
     check_every: object,
     record_energy: object,
+    accelerate: object = False,
 ) -> _Options:
     return _Options(
         lam=_check_float("lam", lam, low=0.0),
@@ -154,6 +156,7 @@ def _options(
         armijo=_check_float("armijo", armijo, low=0.0, high=0.5, strict=True),
         check_every=_check_int("check_every", check_every, 1),
         record_energy=bool(record_energy),
+        accelerate=bool(accelerate),
     )
 
 
@@ -324,6 +327,7 @@ def _solve(
             if v is not None:
                 full[key] = full[key].index_copy(0, idx, v)
 
+    d_prev = p_prev = gE_prev = None  # the previous step's direction, ProbGEORCE step and gradient (accelerate)
     while it < opt.max_iter:
         it += 1
         Pw = z.shape[0]
@@ -331,6 +335,21 @@ def _solve(
         # the closed-form controls of the linearised problem, and the direction toward them
         u_hat = georce_controls(gc, delta, ms)
         dz = a.unsqueeze(1) + torch.cumsum(u_hat, dim=1)[:, :-1] - z
+        if opt.accelerate:
+            # z^ - z = -P^-1 grad E, P the (metric) kinetic Hessian: the ProbGEORCE step is a preconditioned steepest
+            # descent step, so Polak-Ribiere (PR+) conjugate directions apply: d = p + beta d_prev with
+            # beta = max(0, <g, P^-1 (g - g_prev)> / <g_prev, P^-1 g_prev>), restarted at p where d is no descent
+            # (a failed search along a conjugate direction is a restart: the next one is p, tau0 is kept)
+            p_dir = dz
+            conj = torch.zeros(Pw, dtype=torch.bool, device=dev)
+            if d_prev is not None:
+                num = (gE * (p_prev - p_dir)).sum((1, 2))
+                den = -(gE_prev * p_prev).sum((1, 2))
+                beta = torch.where(den > 0, num / den.clamp_min(torch.finfo(den.dtype).tiny), 0.0).clamp_min(0.0)
+                dz = p_dir + beta.reshape(Pw, 1, 1) * d_prev
+                conj = (beta > 0) & ((gE * dz).sum((1, 2)) < 0)
+                dz = torch.where(conj.reshape(Pw, 1, 1), dz, p_dir)
+            p_prev, gE_prev, d_prev = p_dir, gE, dz
         slope = (gE * dz).sum((1, 2))
         # Armijo line search, a step size per pair: ls_trials sizes tau0 * shrink^k, no host synchronisation
         dK = KineticChange(metric, None if ms is None else ms.G, a, z, b, dz)
@@ -357,7 +376,9 @@ def _solve(
                 dE = dKt + lam_n * dS.sum(1)
             # all trials are evaluated anyway (no early exit without a host sync): keep the lowest energy among
             # those with sufficient decrease, a step closer to the line minimum than the first acceptable one
-            ok = (dE <= opt.armijo * tau * slope) & (dE < best - margin)
+            # at the rounding floor (|dE| within the margin) a descent step is accepted as well (approximate Armijo,
+            # as in Hager and Zhang's CG_DESCENT): the gradient can still shrink where E can no longer resolve it
+            ok = ((dE <= opt.armijo * tau * slope) | (dE <= margin)) & (dE < best - margin)
             best = torch.where(ok, dE, best)
             if not terms.has_value:
                 gS_acc = torch.where(ok.reshape(Pw, 1, 1), gSt, gS_acc)
@@ -381,11 +402,8 @@ def _solve(
         gc, gE = gradient(u, ms, gS)
         gnorm = gE.flatten(1).norm(dim=1)
         # the next first trial: grow back toward the full step after a success, keep shrinking after a failure
-        tau0 = torch.where(
-            active,
-            torch.where(found, (tau_acc / opt.ls_shrink).clamp(max=1.0), tau0 * shrink_all),
-            tau0,
-        )
+        failed = tau0 * shrink_all if not opt.accelerate else torch.where(conj, tau0, tau0 * shrink_all)
+        tau0 = torch.where(active, torch.where(found, (tau_acc / opt.ls_shrink).clamp(max=1.0), failed), tau0)
         active = active & ~(gnorm < opt.tol) & (tau0 > tau_floor)  # a stalled line search ends the pair
         if opt.record_energy:
             full["E"] = full["E"].index_copy(0, idx, report(a, b, gS_a, lam_n, z, S, gS, K)[0])
@@ -405,6 +423,8 @@ def _solve(
                 gS_a = None if gS_a is None else gS_a[keep]
                 G0 = None if G0 is None else G0[keep]
                 ms = _take_metric(ms, keep)
+                if d_prev is not None:
+                    d_prev, p_prev, gE_prev = d_prev[keep], p_prev[keep], gE_prev[keep]
 
     store()
     E, nll = report(full["a"], full["b"], full["gS_a"], full["lam_n"], full["z"], full["S"], full["gS"], full["K"])
@@ -439,6 +459,7 @@ def likely_path(
     armijo: float = 1e-4,
     check_every: int = 10,
     record_energy: bool = False,
+    accelerate: bool = True,
 ) -> LikelyPath:
     """Most likely paths between a batch of pairs, by batched ProbGEORCE.
 
@@ -491,6 +512,10 @@ def likely_path(
         armijo: the sufficient-decrease constant ``c`` of ``E(z + tau d) <= E(z) + c tau <grad E, d>``.
         check_every: iterations between host checks (convergence and bad values).
         record_energy: also return the energy after every iteration.
+        accelerate: combine the ProbGEORCE steps into Polak-Ribiere conjugate directions (the step is the
+            kinetic-preconditioned negative gradient, so this is preconditioned nonlinear CG with restarts); ``False``
+            runs the paper's plain iteration. Both minimise the same energy; acceleration needs 2-4x fewer iterations
+            and converges where the plain iteration crawls (large ``lam``; docs/geometry.md).
 
     Returns:
         :class:`LikelyPath` with ``curves`` shaped ``(P, n_grid + 1, *event)`` and per-pair diagnostics.
@@ -505,7 +530,9 @@ def likely_path(
         >>> bool((res.nll < res.line_nll).all())
     """
     a, b = _check_points(a, b)
-    opt = _options(lam, n_grid, tol, max_iter, normalize_lam, ls_trials, ls_shrink, armijo, check_every, record_energy)
+    opt = _options(
+        lam, n_grid, tol, max_iter, normalize_lam, ls_trials, ls_shrink, armijo, check_every, record_energy, accelerate
+    )
     pot = as_potential(score, log_prob, t_score=t_score)
     fn = _check_metric(metric)
     event = tuple(a.shape[1:])
