@@ -154,8 +154,8 @@ def test_conjugate_directions_converge_where_the_plain_iteration_crawls():
     g = three_modes()
     x = g.sample(32, generator=torch.Generator().manual_seed(1))
     a, b = x[:16], x[16:]
-    plain = likely_path(a, b, score=g, lam=20.0, n_grid=50, accelerate=False)
-    fast = likely_path(a, b, score=g, lam=20.0, n_grid=50)
+    plain = likely_path(a, b, score=g, lam=20.0, n_grid=50)
+    fast = likely_path(a, b, score=g, lam=20.0, n_grid=50, accelerate=True)
     assert bool(fast.converged.all()) and not bool(plain.converged.all())  # one plain pair hits max_iter = 1000
     assert int(fast.iterations.sum()) * 2 < int(plain.iterations.sum())
     both = plain.converged & fast.converged
@@ -333,8 +333,8 @@ def test_frechet_mean_of_points_symmetric_about_a_mode_is_the_mode():
 def test_frechet_mean_conjugate_directions_same_mean_fewer_iterations():
     g = three_modes()
     x = g.sample(6, generator=torch.Generator().manual_seed(2))
-    plain = frechet_mean(x, score=g, lam=10.0, n_grid=30, accelerate=False)
-    fast = frechet_mean(x, score=g, lam=10.0, n_grid=30)
+    plain = frechet_mean(x, score=g, lam=10.0, n_grid=30)
+    fast = frechet_mean(x, score=g, lam=10.0, n_grid=30, accelerate=True)
     assert bool(plain.converged) and bool(fast.converged)
     assert 3 * int(fast.iterations) < int(plain.iterations)
     assert abs(float(fast.energy - plain.energy)) < 1e-6 and (fast.mean - plain.mean).abs().max() < 1e-3

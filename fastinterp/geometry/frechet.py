@@ -90,7 +90,7 @@ def frechet_mean(
     ls_shrink: float = 0.5,
     armijo: float = 1e-4,
     check_every: int = 10,
-    accelerate: bool = True,
+    accelerate: bool = False,
 ) -> FrechetMean:
     """Weighted Fréchet mean of ``points`` under the likely-path energy (see the module docstring).
 

@@ -459,7 +459,7 @@ def likely_path(
     armijo: float = 1e-4,
     check_every: int = 10,
     record_energy: bool = False,
-    accelerate: bool = True,
+    accelerate: bool = False,
 ) -> LikelyPath:
     """Most likely paths between a batch of pairs, by batched ProbGEORCE.
 
@@ -513,9 +513,10 @@ def likely_path(
         check_every: iterations between host checks (convergence and bad values).
         record_energy: also return the energy after every iteration.
         accelerate: combine the ProbGEORCE steps into Polak-Ribiere conjugate directions (the step is the
-            kinetic-preconditioned negative gradient, so this is preconditioned nonlinear CG with restarts); ``False``
-            runs the paper's plain iteration. Both minimise the same energy; acceleration needs 2-4x fewer iterations
-            and converges where the plain iteration crawls (large ``lam``; docs/geometry.md).
+            kinetic-preconditioned negative gradient, so this is preconditioned nonlinear CG with restarts). Same
+            energy and minimiser, 2-4x fewer iterations, and convergence where the plain iteration crawls (large
+            ``lam``). Off by default: the conjugate directions amplify rounding, so where two paths of nearly equal
+            energy compete a batched and a pair-by-pair run can settle on different ones (docs/geometry.md).
 
     Returns:
         :class:`LikelyPath` with ``curves`` shaped ``(P, n_grid + 1, *event)`` and per-pair diagnostics.
