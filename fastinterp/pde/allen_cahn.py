@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._common import DivergedError, run_native, steps_for
+from ._common import raise_if_diverged, run_native, steps_for
 
 __all__ = ["AllenCahn1D", "AllenCahnSPDE", "PCNState", "modal_basis", "pcn_step_ref", "spde_step_ref"]
 
@@ -625,13 +625,8 @@ class AllenCahnSPDE:
             for r in range(c1 - c0):
                 a = spde_step_ref(a, zt[:, r], tb)
                 snap(c0 + r + 1)
-            bad = ~torch.isfinite(a).flatten(1).all(1)  # one host check per chunk of steps
-            if bool(bad.any()):
-                t = int(bad.nonzero()[0, 0])
-                raise DivergedError(
-                    f"Allen-Cahn SPDE trajectory {first + t} diverged (non-finite values) by step {step0 + c1} at "
-                    f"dt = {self.dt:g} (torch backend): reduce dt (see AllenCahnSPDE's dt)"
-                )
+            raise_if_diverged(a, what="Allen-Cahn SPDE", first=first, step=step0 + c1, dt=self.dt,
+                              advice="reduce dt (see AllenCahnSPDE's dt)")  # fmt: skip
         return a.cpu().numpy(), snaps.cpu().numpy()
 
     def integrate(

@@ -26,9 +26,9 @@ import math
 import numpy as np
 import torch
 
-from ._common import DivergedError, run_native, steps_for
+from ._common import raise_if_diverged, run_native, steps_for
 
-__all__ = ["DivergedError", "NavierStokes2D", "energy_spectrum", "enstrophy_spectrum", "ns_step_ref"]
+__all__ = ["NavierStokes2D", "energy_spectrum", "enstrophy_spectrum", "ns_step_ref"]
 
 SCHEMES = ("em_imex", "if_heun")
 
@@ -287,13 +287,7 @@ class NavierStokes2D:
             for s in range(c1 - c0):
                 w = ns_step_ref(w, zt[:, s], tb)
                 snap(c0 + s + 1)
-            bad = ~torch.isfinite(torch.view_as_real(w)).flatten(1).all(1)  # one host check per chunk of steps
-            if bool(bad.any()):
-                t = int(bad.nonzero()[0, 0])
-                raise DivergedError(
-                    f"Navier-Stokes trajectory {first + t} diverged (non-finite vorticity) by step {step0 + c1} at "
-                    f"dt = {self.dt:g} (torch backend): {_ADVICE}"
-                )
+            raise_if_diverged(w, what="Navier-Stokes", first=first, step=step0 + c1, dt=self.dt, advice=_ADVICE)
         return w.cpu().numpy(), snaps.cpu().numpy()
 
 
