@@ -34,7 +34,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <utility>
 #include <stdexcept>
@@ -488,11 +487,13 @@ struct V4;
 template <>
 struct V4<double> {
   typedef double v __attribute__((vector_size(32)));
+  typedef double u __attribute__((vector_size(32), aligned(alignof(double)), may_alias));
   typedef long long mask __attribute__((vector_size(32)));
 };
 template <>
 struct V4<float> {
   typedef float v __attribute__((vector_size(16)));
+  typedef float u __attribute__((vector_size(16), aligned(alignof(float)), may_alias));
   typedef int mask __attribute__((vector_size(16)));
 };
 #if defined(__clang__)
@@ -502,24 +503,36 @@ struct V4<float> {
 #endif
 template <class T>
 FASTINTERP_FFT_INLINE typename V4<T>::v load(const T* p) {
-  typename V4<T>::v v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
+  return *reinterpret_cast<const typename V4<T>::u*>(p);
 }
 template <class T>
 FASTINTERP_FFT_INLINE void store(T* p, const typename V4<T>::v& v) {
-  std::memcpy(p, &v, sizeof v);
+  *reinterpret_cast<typename V4<T>::u*>(p) = v;
 }
-// r[q][j] <- r[j][q]
+// (r0 r1 r2 r3) <- their transpose (as a 4x4 matrix of rows); named registers, not an array: GCC kept an array
+// of vectors on the stack
 template <class T>
-FASTINTERP_FFT_INLINE void transpose(typename V4<T>::v* r) {
+FASTINTERP_FFT_INLINE void transpose(typename V4<T>::v& r0, typename V4<T>::v& r1, typename V4<T>::v& r2,
+                                     typename V4<T>::v& r3) {
   using M = typename V4<T>::mask;
-  const auto u0 = FASTINTERP_SHUF4(M, r[0], r[1], 0, 4, 1, 5), u1 = FASTINTERP_SHUF4(M, r[0], r[1], 2, 6, 3, 7);
-  const auto u2 = FASTINTERP_SHUF4(M, r[2], r[3], 0, 4, 1, 5), u3 = FASTINTERP_SHUF4(M, r[2], r[3], 2, 6, 3, 7);
-  r[0] = FASTINTERP_SHUF4(M, u0, u2, 0, 1, 4, 5);
-  r[1] = FASTINTERP_SHUF4(M, u0, u2, 2, 3, 6, 7);
-  r[2] = FASTINTERP_SHUF4(M, u1, u3, 0, 1, 4, 5);
-  r[3] = FASTINTERP_SHUF4(M, u1, u3, 2, 3, 6, 7);
+  if constexpr (sizeof(T) == 8) {
+    // 256-bit: in-lane unpacks, then 128-bit halves (vunpck{l,h}pd + vperm2f128); one-step cross-lane shuffles
+    // cost AVX2 several permutes each
+    const auto u0 = FASTINTERP_SHUF4(M, r0, r1, 0, 4, 2, 6), u1 = FASTINTERP_SHUF4(M, r0, r1, 1, 5, 3, 7);
+    const auto u2 = FASTINTERP_SHUF4(M, r2, r3, 0, 4, 2, 6), u3 = FASTINTERP_SHUF4(M, r2, r3, 1, 5, 3, 7);
+    r0 = FASTINTERP_SHUF4(M, u0, u2, 0, 1, 4, 5);
+    r1 = FASTINTERP_SHUF4(M, u1, u3, 0, 1, 4, 5);
+    r2 = FASTINTERP_SHUF4(M, u0, u2, 2, 3, 6, 7);
+    r3 = FASTINTERP_SHUF4(M, u1, u3, 2, 3, 6, 7);
+  } else {
+    // 128-bit: unpck{l,h}ps, movlhps, movhlps
+    const auto u0 = FASTINTERP_SHUF4(M, r0, r1, 0, 4, 1, 5), u1 = FASTINTERP_SHUF4(M, r0, r1, 2, 6, 3, 7);
+    const auto u2 = FASTINTERP_SHUF4(M, r2, r3, 0, 4, 1, 5), u3 = FASTINTERP_SHUF4(M, r2, r3, 2, 6, 3, 7);
+    r0 = FASTINTERP_SHUF4(M, u0, u2, 0, 1, 4, 5);
+    r1 = FASTINTERP_SHUF4(M, u0, u2, 2, 3, 6, 7);
+    r2 = FASTINTERP_SHUF4(M, u1, u3, 0, 1, 4, 5);
+    r3 = FASTINTERP_SHUF4(M, u1, u3, 2, 3, 6, 7);
+  }
 }
 }  // namespace tile
 #endif
@@ -685,19 +698,33 @@ class RealFFT1D {
       using M = typename tile::V4<T>::mask;
       for (long b = 0; b < B; b += 4)
         for (long m = 0; m < h; m += 4) {
-          V r[4], i[4];
-          for (int q = 0; q < 4; ++q) {
+          V r0, r1, r2, r3, i0, i1, i2, i3;
+          const auto split = [&](int q, V& r, V& i) {
             const T* p = x + (b + q) * xs + 2 * m;
             const V lo = tile::load<T>(p), hi = tile::load<T>(p + 4);
-            r[q] = FASTINTERP_SHUF4(M, lo, hi, 0, 2, 4, 6);
-            i[q] = FASTINTERP_SHUF4(M, lo, hi, 1, 3, 5, 7);
-          }
-          tile::transpose<T>(r);
-          tile::transpose<T>(i);
-          for (int q = 0; q < 4; ++q) {
-            tile::store<T>(zr + rev[m + q] * B + b, r[q]);
-            tile::store<T>(zi + rev[m + q] * B + b, i[q]);
-          }
+            if constexpr (sizeof(T) == 8) {  // in-lane: elements m, m+2, m+1, m+3 (the stores below undo it)
+              r = FASTINTERP_SHUF4(M, lo, hi, 0, 4, 2, 6);
+              i = FASTINTERP_SHUF4(M, lo, hi, 1, 5, 3, 7);
+            } else {
+              r = FASTINTERP_SHUF4(M, lo, hi, 0, 2, 4, 6);
+              i = FASTINTERP_SHUF4(M, lo, hi, 1, 3, 5, 7);
+            }
+          };
+          constexpr int q1 = sizeof(T) == 8 ? 2 : 1, q2 = sizeof(T) == 8 ? 1 : 2;
+          split(0, r0, i0);
+          split(1, r1, i1);
+          split(2, r2, i2);
+          split(3, r3, i3);
+          tile::transpose<T>(r0, r1, r2, r3);
+          tile::transpose<T>(i0, i1, i2, i3);
+          tile::store<T>(zr + rev[m] * B + b, r0);
+          tile::store<T>(zr + rev[m + q1] * B + b, r1);
+          tile::store<T>(zr + rev[m + q2] * B + b, r2);
+          tile::store<T>(zr + rev[m + 3] * B + b, r3);
+          tile::store<T>(zi + rev[m] * B + b, i0);
+          tile::store<T>(zi + rev[m + q1] * B + b, i1);
+          tile::store<T>(zi + rev[m + q2] * B + b, i2);
+          tile::store<T>(zi + rev[m + 3] * B + b, i3);
         }
       return;
     }
@@ -718,10 +745,13 @@ class RealFFT1D {
       k0 = count & ~3L;
       for (long b = 0; b < B; b += 4)
         for (long k = 0; k < k0; k += 4) {
-          V r[4];
-          for (int q = 0; q < 4; ++q) r[q] = tile::load<T>(src + (k + q) * B + b);
-          tile::transpose<T>(r);
-          for (int q = 0; q < 4; ++q) tile::store<T>(dst + (b + q) * ds + k, r[q]);
+          V r0 = tile::load<T>(src + k * B + b), r1 = tile::load<T>(src + (k + 1) * B + b);
+          V r2 = tile::load<T>(src + (k + 2) * B + b), r3 = tile::load<T>(src + (k + 3) * B + b);
+          tile::transpose<T>(r0, r1, r2, r3);
+          tile::store<T>(dst + b * ds + k, r0);
+          tile::store<T>(dst + (b + 1) * ds + k, r1);
+          tile::store<T>(dst + (b + 2) * ds + k, r2);
+          tile::store<T>(dst + (b + 3) * ds + k, r3);
         }
     }
 #endif
@@ -738,10 +768,13 @@ class RealFFT1D {
       k0 = count & ~3L;
       for (long b = 0; b < B; b += 4)
         for (long k = 0; k < k0; k += 4) {
-          V r[4];
-          for (int q = 0; q < 4; ++q) r[q] = tile::load<T>(src + (b + q) * ss + k);
-          tile::transpose<T>(r);
-          for (int q = 0; q < 4; ++q) tile::store<T>(dst + (k + q) * B + b, r[q]);
+          V r0 = tile::load<T>(src + b * ss + k), r1 = tile::load<T>(src + (b + 1) * ss + k);
+          V r2 = tile::load<T>(src + (b + 2) * ss + k), r3 = tile::load<T>(src + (b + 3) * ss + k);
+          tile::transpose<T>(r0, r1, r2, r3);
+          tile::store<T>(dst + k * B + b, r0);
+          tile::store<T>(dst + (k + 1) * B + b, r1);
+          tile::store<T>(dst + (k + 2) * B + b, r2);
+          tile::store<T>(dst + (k + 3) * B + b, r3);
         }
     }
 #endif
@@ -758,18 +791,33 @@ class RealFFT1D {
       using M = typename tile::V4<T>::mask;
       for (long b = 0; b < B; b += 4)
         for (long m = 0; m < h; m += 4) {
-          V r[4], i[4];
-          for (int q = 0; q < 4; ++q) {
-            r[q] = tile::load<T>(zr + (m + q) * B + b);
-            i[q] = tile::load<T>(zi + (m + q) * B + b);
+          V r0 = tile::load<T>(zr + m * B + b), r1 = tile::load<T>(zr + (m + 1) * B + b);
+          V r2 = tile::load<T>(zr + (m + 2) * B + b), r3 = tile::load<T>(zr + (m + 3) * B + b);
+          V i0 = tile::load<T>(zi + m * B + b), i1 = tile::load<T>(zi + (m + 1) * B + b);
+          V i2 = tile::load<T>(zi + (m + 2) * B + b), i3 = tile::load<T>(zi + (m + 3) * B + b);
+          if constexpr (sizeof(T) == 8) {  // rows in the order m, m+2, m+1, m+3: then in-lane unpacks interleave
+            tile::transpose<T>(r0, r2, r1, r3);
+            tile::transpose<T>(i0, i2, i1, i3);
+            std::swap(r1, r2);  // lanes b+1 and b+2 came back in r2 and r1
+            std::swap(i1, i2);
+          } else {
+            tile::transpose<T>(r0, r1, r2, r3);
+            tile::transpose<T>(i0, i1, i2, i3);
           }
-          tile::transpose<T>(r);
-          tile::transpose<T>(i);
-          for (int q = 0; q < 4; ++q) {
+          const auto put = [&](int q, const V& r, const V& i) {
             T* p = x + (b + q) * xs + 2 * m;
-            tile::store<T>(p, FASTINTERP_SHUF4(M, r[q], i[q], 0, 4, 1, 5));
-            tile::store<T>(p + 4, FASTINTERP_SHUF4(M, r[q], i[q], 2, 6, 3, 7));
-          }
+            if constexpr (sizeof(T) == 8) {
+              tile::store<T>(p, FASTINTERP_SHUF4(M, r, i, 0, 4, 2, 6));
+              tile::store<T>(p + 4, FASTINTERP_SHUF4(M, r, i, 1, 5, 3, 7));
+            } else {
+              tile::store<T>(p, FASTINTERP_SHUF4(M, r, i, 0, 4, 1, 5));
+              tile::store<T>(p + 4, FASTINTERP_SHUF4(M, r, i, 2, 6, 3, 7));
+            }
+          };
+          put(0, r0, i0);
+          put(1, r1, i1);
+          put(2, r2, i2);
+          put(3, r3, i3);
         }
       return;
     }
