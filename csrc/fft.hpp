@@ -501,8 +501,10 @@ struct V4<float> {
 #else
 #define FASTINTERP_SHUF4(M, a, b, i0, i1, i2, i3) __builtin_shuffle(a, b, M{i0, i1, i2, i3})
 #endif
+// unaligned vector access (u: element-aligned, may_alias); load returns a reference, not a vector: a vector return
+// value draws GCC's -Wpsabi note for the non-AVX clones
 template <class T>
-FASTINTERP_FFT_INLINE typename V4<T>::v load(const T* p) {
+FASTINTERP_FFT_INLINE const typename V4<T>::u& load(const T* p) {
   return *reinterpret_cast<const typename V4<T>::u*>(p);
 }
 template <class T>
