@@ -148,4 +148,20 @@ void bind_fields(py::module_& m) {
       },
       py::arg("seed"), py::arg("tag"), py::arg("traj"), py::arg("step"), py::arg("first"), py::arg("count"),
       "Standard normals number first .. first+count-1 of the counter-based stream (seed, tag, traj, step).");
+  m.def(
+      "rng_kernel", []() { return std::string(rng::avx2_flag() ? "avx2" : "portable"); },
+      "Which loops draw normals in bulk: 'avx2' (CPUs with AVX2 but not AVX-512) or 'portable' (compiled for "
+      "AVX-512, AVX2 and baseline x86-64, picked at load time). Both give the same bits.");
+  m.def(
+      "set_rng_kernel",
+      [](const std::string& name) {
+        if (name == "portable")
+          rng::avx2_flag() = false;
+        else if (name == "avx2") {
+          if (!rng::avx2_available()) throw py::value_error("rng kernel 'avx2' needs a CPU with AVX2");
+          rng::avx2_flag() = true;
+        } else
+          throw py::value_error("rng kernel must be 'avx2' or 'portable', got '" + name + "'");
+      },
+      py::arg("name"), "Select the bulk normal kernels (process-wide; for tests and benchmarks).");
 }

@@ -106,6 +106,37 @@ def test_bad_input():
                 cls(32, **kw)
 
 
+def _core_has_avx2() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return " avx2" in f.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _core_has_avx2(), reason="CPU without AVX2")
+def test_normals_avx2_kernels_equal_the_portable_loops():
+    """The AVX2 Philox/ziggurat kernels (used on CPUs without AVX-512) give the portable loops' bits, for every
+    remainder of the 4-wide blocks, counters across 2^32 pairs and extreme keys, and so the same fields."""
+    old = _core.rng_kernel()
+    try:
+        cases = [(seed, first, count) for seed in (0, 2**40 + 5, 2**64 - 1) for first in (0, 1, 7, 2**33 - 3)
+                 for count in [*range(12), 127, 129, 5001]]  # fmt: skip
+        out = {}
+        for kernel in ("portable", "avx2"):
+            _core.set_rng_kernel(kernel)
+            out[kernel] = [_core.normals(seed, 65535, 2**32 - 1, 3, first, count) for seed, first, count in cases]
+            out[kernel].append(_core.grf_sample(64, 2, 3.0, 1.0, 1.0, 3, seed=4))
+        assert all(np.array_equal(a, b) for a, b in zip(out["portable"], out["avx2"], strict=True))
+    finally:
+        _core.set_rng_kernel(old)
+
+
+def test_rng_kernel_bad_name():
+    with pytest.raises(ValueError, match="rng kernel"):
+        _core.set_rng_kernel("sse9")
+
+
 def test_normals_bulk_equals_scalar_path():
     """The batched generator (vectorised fast path, misses redone together) gives exactly the one-at-a-time draws,
     including the ~1% wedge/tail draws: an odd start offset sends every number through the scalar path."""
