@@ -15,6 +15,7 @@ import argparse
 import math
 import os
 import platform
+import statistics
 import time
 
 # The numpy baseline is single-threaded like the C++ runs it is compared with: OpenBLAS (numpy's tensordot of the
@@ -39,6 +40,18 @@ try:
     FFT_NAME = "scipy.fft (pocketfft, workers=1)"
 except ImportError:  # pragma: no cover
     rfft2, irfft2, FFT_NAME = np.fft.rfft2, (lambda x, s: np.fft.irfft2(x, s=s)), "numpy.fft"
+
+
+def vector_isa() -> str:
+    """The widest x86 vector extension the CPU reports (the FFT and RNG loops are compiled for each)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return "unknown"
+    if "avx512f" in flags and "avx512dq" in flags:
+        return "AVX-512"
+    return "AVX2" if "avx2" in flags else "no AVX2"
 
 
 def cpu_name() -> str:
@@ -228,7 +241,8 @@ def main() -> None:
     info = _core.build_info()
     out("# PDE engine benchmark (CPU)" if args.only != "allen-cahn" else "# Stochastic Allen-Cahn benchmark (CPU)")
     out()
-    out(f"- machine: {cpu_name()}, {os.cpu_count()} logical cores visible, {platform.system()} {platform.machine()}")
+    out(f"- machine: {cpu_name()} ({vector_isa()}), {os.cpu_count()} logical cores visible, {platform.system()} "
+        f"{platform.machine()}; bulk normals: {_core.rng_kernel()} kernels")  # fmt: skip
     out(f"- build: {info['compiler']}, FFT backends {_core.fft_backends()}; baseline FFT {FFT_NAME}, numpy "
         f"{np.__version__} (OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}); python "
         f"{platform.python_version()}")  # fmt: skip
@@ -322,6 +336,19 @@ def engine_sections(out, T: float, n: int, quick: bool) -> None:
     for th in (1, 2):
         t = timeit(lambda: g.sample(m, seed=0, threads=th), T)
         out(f"- C++, {th} thread(s): {m / t:,.0f} fields/s")
+    if _core.rng_kernel() == "avx2":  # the hand-written AVX2 normals against the portable loops they replace
+
+        def portable():
+            _core.set_rng_kernel("portable")
+            try:
+                g.sample(m, seed=0, threads=1)
+            finally:
+                _core.set_rng_kernel("avx2")
+
+        (tp, ta), rounds = timeit_interleaved([portable, lambda: g.sample(m, seed=0, threads=1)], 2 * T)
+        ratio = statistics.median(r[0] / r[1] for r in rounds)
+        out(f"- C++, 1 thread, AVX2 normal kernels vs the portable loops (timed in alternation): {m / ta:,.0f} vs "
+            f"{m / tp:,.0f} fields/s, {ratio:.2f}x (median of per-round ratios)")  # fmt: skip
     t = timeit(lambda: g.sample(m, seed=0, backend="torch"), T)
     out(f"- torch twin (CPU, torch default threads): {m / t:,.0f} fields/s")
     out()
