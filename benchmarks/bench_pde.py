@@ -1,10 +1,12 @@
 """PDE engine benchmark: stochastic Navier-Stokes steps/s, FFT pairs, thread scaling, Gaussian fields/s, and the
 stochastic Allen-Cahn samplers (SPDE steps/s dense vs FFT, float64 vs float32; pCN steps/s).
 
-    python benchmarks/bench_pde.py [--quick] [--only {engine,allen-cahn}] [--out FILE]
+    python benchmarks/bench_pde.py [--quick] [--only {engine,allen-cahn,torch}] [--torch-device DEV] [--out FILE]
 
 Prints one markdown report naming the machine and writes it to --out (default benchmarks/results/pde_cpu.md for the
-full run and for --only engine, benchmarks/results/allen_cahn_cpu.md for --only allen-cahn). Baselines are measured
+full run and for --only engine, benchmarks/results/allen_cahn_cpu.md for --only allen-cahn, pde_torch_DEV.md for
+--only torch). The torch section (the twins at batch 64 on --torch-device, default cuda when available, against the C++
+solver on all cores) is part of the full run when a device is given or CUDA is present. Baselines are measured
 in the same run: a numpy implementation of the same schemes (scipy.fft with workers=1 when installed, else numpy.fft)
 and, when the extension was built with it, FFTW; for Allen-Cahn the dense modal transforms and float64.
 """
@@ -216,20 +218,79 @@ def allen_cahn_section(out, T: float) -> None:
     out()
 
 
+def torch_section(out, T: float, n: int, device: str, batch: int = 64) -> None:
+    """The torch twins on ``device`` at ``batch`` trajectories (the GPU path), beside the C++ solver on all CPU cores
+    in the same run. On a CPU device it only keeps this code path exercised (tests, smoke runs)."""
+    import torch
+
+    dev = torch.device(device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({cpu_name()})"
+    threads = os.cpu_count() or 1
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    def rate(fn, work):
+        def run():
+            fn()
+            sync()
+
+        return work / timeit(run, T / 4)
+
+    out(f"## Torch twins on {dev.type} ({name}), batch {batch}")
+    out()
+    out(f"Trajectory-steps/s of the torch backend (`backend='torch', device='{device}'`; Navier-Stokes draws its "
+        f"normals in C++ on the CPU and copies them once per 1024 steps) against the C++ solver on all {threads} CPU "
+        f"cores, same states; fields/s for the Gaussian fields (torch draws its own normals there).")  # fmt: skip
+    out()
+    out(f"| solver | dtype | torch {dev.type} | C++ {threads} threads | torch / C++ |")
+    out("|---|---|---|---|---|")
+    steps = 10 if T < 1 else 40
+    for scheme, dt in [("em_imex", 1e-4), ("if_heun", 5e-3)]:
+        ns = NavierStokes2D(n, dt=dt, scheme=scheme)
+        for dtype in (np.float64, np.float32):
+            s0 = ns.initial_state(batch, seed=0, dtype=dtype)
+            rt = rate(lambda: ns.integrate(s0, steps, seed=1, backend="torch", device=device), batch * steps)
+            rc = rate(lambda: ns.integrate(s0, steps, seed=1, threads=threads), batch * steps)
+            out(f"| Navier-Stokes {n}^2 {scheme} | {np.dtype(dtype).name} | {rt:,.0f} | {rc:,.0f} | {rt / rc:.2f}x |")
+    g = GaussianField(n)
+    m = 4 * batch
+    for dtype in (np.float64, np.float32):
+        rt = rate(lambda: g.sample(m, seed=0, dtype=dtype, backend="torch", device=device), m)
+        rc = rate(lambda: g.sample(m, seed=0, dtype=dtype, threads=threads), m)
+        out(f"| Gaussian fields {n}^2 (fields/s) | {np.dtype(dtype).name} | {rt:,.0f} | {rc:,.0f} | {rt / rc:.2f}x |")
+    out()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="shorter timings (smoke run)")
     ap.add_argument(
         "--only",
-        choices=("engine", "allen-cahn"),
+        choices=("engine", "allen-cahn", "torch"),
         default=None,
-        help="only the engine sections (Navier-Stokes, FFT, threads, fields), or only Allen-Cahn",
+        help="only the engine sections (Navier-Stokes, FFT, threads, fields), only Allen-Cahn, or only the torch "
+        "twins on --torch-device",
+    )
+    ap.add_argument(
+        "--torch-device",
+        default=None,
+        help="device for the torch-twin section (default: cuda when available, else the section is skipped; 'cpu' "
+        "runs it on the CPU as a smoke test)",
     )
     ap.add_argument("--out", default=None, help="report file (default depends on --only, see the module docstring)")
     args = ap.parse_args()
     results = os.path.join(os.path.dirname(__file__), "results")
+    if args.torch_device is None:
+        import torch
+
+        args.torch_device = "cuda" if torch.cuda.is_available() else None
+    if args.only == "torch" and args.torch_device is None:
+        ap.error("--only torch needs a CUDA device or --torch-device")
     if args.out is None:
-        args.out = os.path.join(results, "allen_cahn_cpu.md" if args.only == "allen-cahn" else "pde_cpu.md")
+        default = {"allen-cahn": "allen_cahn_cpu.md", "torch": f"pde_torch_{args.torch_device}.md"}
+        args.out = os.path.join(results, default.get(args.only, "pde_cpu.md"))
     T = 0.6 if args.quick else 3.0
     n = 128
     lines = []
@@ -239,7 +300,8 @@ def main() -> None:
         lines.append(s)
 
     info = _core.build_info()
-    out("# PDE engine benchmark (CPU)" if args.only != "allen-cahn" else "# Stochastic Allen-Cahn benchmark (CPU)")
+    title = {"allen-cahn": "Stochastic Allen-Cahn benchmark (CPU)", "torch": "PDE engine: torch twins"}
+    out(f"# {title.get(args.only, 'PDE engine benchmark (CPU)')}")
     out()
     out(f"- machine: {cpu_name()} ({vector_isa()}), {os.cpu_count()} logical cores visible, {platform.system()} "
         f"{platform.machine()}; bulk normals: {_core.rng_kernel()} kernels")  # fmt: skip
@@ -248,10 +310,16 @@ def main() -> None:
         f"{platform.python_version()}")  # fmt: skip
     out(f"- load average at start: {os.getloadavg()[0]:.2f} (shared machines make every rate noisy)")
     out()
-    if args.only != "allen-cahn":
+    if args.only in (None, "engine"):
         engine_sections(out, T, n, args.quick)
-    if args.only != "engine":
+    if args.only in (None, "allen-cahn"):
         allen_cahn_section(out, T)
+    if args.only in (None, "torch"):
+        if args.torch_device is None:
+            out("## Torch twins on CUDA: skipped (no CUDA device; `--torch-device cpu` runs the section on the CPU)")
+            out()
+        else:
+            torch_section(out, T, n, args.torch_device)
 
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
