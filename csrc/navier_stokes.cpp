@@ -64,19 +64,14 @@ struct ForcingEntry {
   double re, im;
 };
 
-// Physical forcing mode j at (x, y).
-double forcing_mode(int j, double x, double y) {
-  switch (j) {
-    case 0: return std::sin(6 * x);
-    case 1: return std::cos(7 * x);
-    case 2: return std::sin(5 * (x + y));
-    case 3: return std::cos(8 * (x + y));
-    case 4: return std::cos(6 * x);
-    case 5: return std::sin(7 * x);
-    case 6: return std::cos(5 * (x + y));
-    default: return std::sin(8 * (x + y));
-  }
-}
+// Forcing mode j as cos or sin of (px x + py y): j = 0..7 are sin 6x, cos 7x, sin 5(x+y), cos 8(x+y), cos 6x, sin 7x,
+// cos 5(x+y), sin 8(x+y).
+struct ForcingMode {
+  int px, py;
+  bool sine;
+};
+constexpr ForcingMode kForcing[8] = {{6, 0, true},  {7, 0, false}, {5, 5, true},  {8, 8, false},
+                                     {6, 0, false}, {7, 0, true},  {5, 5, false}, {8, 8, true}};
 
 // Tables shared (read-only) by all threads.
 struct NSTables {
@@ -105,21 +100,15 @@ struct NSTables {
         keep[i] = std::fabs(kx[a]) <= kmax && ky[b] <= kmax;
         inv_k2[i] = (keep[i] && k2 > 0) ? 1.0 / k2 : 0.0;
       }
-    // unnormalised DFT of each forcing mode, kept sparse
-    fft::RealFFT2D<double> plan(n, n, fft::Backend::builtin);
-    std::vector<double> f(n * n), re(n * m), im(n * m);
+    // Unnormalised DFT of each forcing mode, exactly, kept sparse: cos(p.x) has n^2/2 at k = p and k = -p, sin(p.x)
+    // has -i n^2/2 at p and +i n^2/2 at -p; the half spectrum stores k = -p too only when p_y = 0 (column 0). Computing
+    // these once per call by FFT cost ~2.5 ms, a quarter of a 50-step call at 128^2.
+    const double h = 0.5 * static_cast<double>(n * n);
     forcing.resize(c.modes);
     for (int j = 0; j < c.modes; ++j) {
-      for (long a = 0; a < n; ++a)
-        for (long b = 0; b < n; ++b)
-          f[a * n + b] = forcing_mode(j, 2 * fft::kPi * a / n, 2 * fft::kPi * b / n);
-      plan.forward(f.data(), re.data(), im.data());
-      for (long i = 0; i < n * m; ++i) {
-        // the exact DFT is 0 or +-n^2/2 (or +-i n^2/2); round away the transform's roundoff
-        const double h = 0.5 * static_cast<double>(n * n);
-        const double r = std::round(re[i] / h) * h, q = std::round(im[i] / h) * h;
-        if (r != 0 || q != 0) forcing[j].push_back({i, r, q});
-      }
+      const ForcingMode& f = kForcing[j];
+      forcing[j].push_back({f.px * m + f.py, f.sine ? 0.0 : h, f.sine ? -h : 0.0});
+      if (f.py == 0) forcing[j].push_back({(n - f.px) * m, f.sine ? 0.0 : h, f.sine ? h : 0.0});
     }
   }
 };

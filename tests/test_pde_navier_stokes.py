@@ -27,6 +27,25 @@ def _mode_state(n, kx, ky, amp=1.0):
     return s
 
 
+@pytest.mark.parametrize("n", [32, 128, 512])
+def test_forcing_table_is_the_exact_dft_of_the_forcing_modes(n):
+    """The solver's sparse forcing spectra (written down analytically) are numpy's rfft2 of the physical modes
+    sin 6x, cos 7x, sin 5(x+y), cos 8(x+y), cos 6x, sin 7x, cos 5(x+y), sin 8(x+y), up to the FFT's rounding."""
+    from fastinterp.pde.navier_stokes import _forcing_fields
+
+    for modes in (4, 8):
+        table = _core.ns_forcing(n, modes)
+        fields = _forcing_fields(n, modes)
+        assert len(table) == modes
+        for entries, f in zip(table, fields, strict=True):
+            dense = np.zeros(n * (n // 2 + 1), dtype=complex)
+            for index, re, im in entries:
+                assert re in (0.0, n * n / 2, -n * n / 2) and im in (0.0, n * n / 2, -n * n / 2)
+                dense[index] = re + 1j * im
+            ref = np.fft.rfft2(f).ravel()
+            assert np.abs(dense - ref).max() < 1e-9 * n * n
+
+
 @pytest.mark.parametrize("advection", [False, True])
 def test_single_mode_decays_exactly(advection):
     # one Fourier mode is a steady solution of the Euler nonlinearity (psi is parallel to w), so with the
