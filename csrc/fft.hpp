@@ -737,51 +737,35 @@ class RealFFT1D {
         zi[rev[m] * B + b] = x[b * xs + 2 * m + 1];
       }
   }
-  // dst[b ds + k] = src[k B + b]   (k < count, b < nb)
-  FASTINTERP_FFT_INLINE static void from_lanes(const T* __restrict src, long count, long nb, T* __restrict dst, long ds) {
-    const long B = kBlock;
-    long k0 = 0;
+  // dst[c ds + r] = src[r ss + c]   (r < rows, c < cols): 4x4 register tiles, scalar edges
+  FASTINTERP_FFT_INLINE static void transpose_copy(const T* __restrict src, long ss, long rows, long cols,
+                                                   T* __restrict dst, long ds) {
+    long r0 = 0, c0 = 0;
 #ifdef FASTINTERP_FFT_TILES
-    if (nb == B) {
-      using V = typename tile::V4<T>::v;
-      k0 = count & ~3L;
-      for (long b = 0; b < B; b += 4)
-        for (long k = 0; k < k0; k += 4) {
-          V r0 = tile::load<T>(src + k * B + b), r1 = tile::load<T>(src + (k + 1) * B + b);
-          V r2 = tile::load<T>(src + (k + 2) * B + b), r3 = tile::load<T>(src + (k + 3) * B + b);
-          tile::transpose<T>(r0, r1, r2, r3);
-          tile::store<T>(dst + b * ds + k, r0);
-          tile::store<T>(dst + (b + 1) * ds + k, r1);
-          tile::store<T>(dst + (b + 2) * ds + k, r2);
-          tile::store<T>(dst + (b + 3) * ds + k, r3);
-        }
-    }
+    using V = typename tile::V4<T>::v;
+    r0 = rows & ~3L;
+    c0 = cols & ~3L;
+    for (long c = 0; c < c0; c += 4)
+      for (long r = 0; r < r0; r += 4) {
+        V v0 = tile::load<T>(src + r * ss + c), v1 = tile::load<T>(src + (r + 1) * ss + c);
+        V v2 = tile::load<T>(src + (r + 2) * ss + c), v3 = tile::load<T>(src + (r + 3) * ss + c);
+        tile::transpose<T>(v0, v1, v2, v3);
+        tile::store<T>(dst + c * ds + r, v0);
+        tile::store<T>(dst + (c + 1) * ds + r, v1);
+        tile::store<T>(dst + (c + 2) * ds + r, v2);
+        tile::store<T>(dst + (c + 3) * ds + r, v3);
+      }
 #endif
-    for (long b = 0; b < nb; ++b)
-      for (long k = k0; k < count; ++k) dst[b * ds + k] = src[k * B + b];
+    for (long r = 0; r < rows; ++r)
+      for (long c = r < r0 ? c0 : 0; c < cols; ++c) dst[c * ds + r] = src[r * ss + c];
+  }
+  // dst[b ds + k] = src[k B + b]   (k < count, b < nb)
+  FASTINTERP_FFT_INLINE static void from_lanes(const T* src, long count, long nb, T* dst, long ds) {
+    transpose_copy(src, kBlock, count, nb, dst, ds);
   }
   // dst[k B + b] = src[b ss + k]   (k < count, b < nb)
-  FASTINTERP_FFT_INLINE static void to_lanes(const T* __restrict src, long ss, long nb, long count, T* __restrict dst) {
-    const long B = kBlock;
-    long k0 = 0;
-#ifdef FASTINTERP_FFT_TILES
-    if (nb == B) {
-      using V = typename tile::V4<T>::v;
-      k0 = count & ~3L;
-      for (long b = 0; b < B; b += 4)
-        for (long k = 0; k < k0; k += 4) {
-          V r0 = tile::load<T>(src + b * ss + k), r1 = tile::load<T>(src + (b + 1) * ss + k);
-          V r2 = tile::load<T>(src + (b + 2) * ss + k), r3 = tile::load<T>(src + (b + 3) * ss + k);
-          tile::transpose<T>(r0, r1, r2, r3);
-          tile::store<T>(dst + k * B + b, r0);
-          tile::store<T>(dst + (k + 1) * B + b, r1);
-          tile::store<T>(dst + (k + 2) * B + b, r2);
-          tile::store<T>(dst + (k + 3) * B + b, r3);
-        }
-    }
-#endif
-    for (long b = 0; b < nb; ++b)
-      for (long k = k0; k < count; ++k) dst[k * B + b] = src[b * ss + k];
+  FASTINTERP_FFT_INLINE static void to_lanes(const T* src, long ss, long nb, long count, T* dst) {
+    transpose_copy(src, ss, nb, count, dst, kBlock);
   }
   // x[b xs + 2m] = zr[m B + b], x[b xs + 2m + 1] = zi[m B + b]   (m < h, b < nb)
   FASTINTERP_FFT_INLINE static void interleave_from_lanes(const T* __restrict zr, const T* __restrict zi, long h, long nb, T* __restrict x,
