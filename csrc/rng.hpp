@@ -106,12 +106,14 @@ inline const Ziggurat& ziggurat() {
   return z;
 }
 
-// Whether Stream::pairs uses the AVX2 kernels: CPUs with AVX2 but not AVX-512 (x86-64-v4); set_avx2(false) forces
-// the portable loops (tests compare the two). Both give the same bits.
+// Whether Stream::pairs uses the AVX2 kernels: CPUs with AVX2 that do not take the portable loops' x86-64-v4 clone
+// (AVX-512 F, BW, CD, DQ, VL); `_core.set_rng_kernel` switches it (tests compare the two). Both give the same bits.
 inline bool& avx2_flag() {
 #ifdef FASTINTERP_RNG_AVX2
-  static bool on = __builtin_cpu_supports("avx2") && !(__builtin_cpu_supports("avx512f") &&
-                                                       __builtin_cpu_supports("avx512dq"));
+  static bool on = __builtin_cpu_supports("avx2") &&
+                   !(__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                     __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
+                     __builtin_cpu_supports("avx512vl"));
 #else
   static bool on = false;
 #endif
