@@ -135,7 +135,6 @@ class NSWorker {
       ik2_[i] = static_cast<T>(tb.inv_k2[i]);
       lin_[i] = static_cast<T>(tb.lin[i]);
     }
-    keepf_.assign(tb.keep.begin(), tb.keep.end());  // the mask in T, for the kernels' vector loops
   }
 
   // N = -P(u . grad w), unnormalised spectrum, from the state (wr, wi), in Basdevant's form (see the file header):
@@ -146,14 +145,14 @@ class NSWorker {
     // Rounded up to a multiple of 8 lanes (zero columns, so no change in the result) to keep the butterfly loops free
     // of scalar remainders.
     const long cols = std::min(m_, (tb_.kmax + 1 + 7) / 8 * 8);
-    velocity_kernel(n_, m_, kx_.data(), ky_.data(), ik2_.data(), keepf_.data(), wr, wi, ur_.data(), ui_.data(),
-                    vr_.data(), vi_.data());
+    velocity_kernel(n_, m_, tb_.kmax, kx_.data(), ky_.data(), ik2_.data(), wr, wi, ur_.data(), ui_.data(), vr_.data(),
+                    vi_.data());
     plan_.inverse_destroy(ur_.data(), ui_.data(), u_.data(), cols);
     plan_.inverse_destroy(vr_.data(), vi_.data(), v_.data(), cols);
     products();
     plan_.forward(u_.data(), Nr, Ni, cols);
     plan_.forward(v_.data(), xr_.data(), xi_.data(), cols);
-    combine_kernel(n_, m_, kxr_.data(), kyr_.data(), keepf_.data(), xr_.data(), xi_.data(), Nr, Ni);
+    combine_kernel(n_, m_, tb_.kmax, kxr_.data(), kyr_.data(), xr_.data(), xi_.data(), Nr, Ni);
   }
 
   // One step in place; dW: the `modes` Brownian increments of this step.
@@ -196,19 +195,27 @@ class NSWorker {
  private:
   // Static functions with restrict-qualified parameters: written as member loops over the member vectors, GCC 12
   // left them scalar (too many data references to prove independent).
-  // (u, v) = (i ky psi, -i kx psi), psi = keep w / |k|^2, with irfft2's 1/n^2 folded into kx, ky.
-  FASTINTERP_SIMD_CLONES static void velocity_kernel(long n, long m, const T* __restrict kxv, const T* __restrict kyv,
-                                                     const T* __restrict ik2, const T* __restrict keep,
+  // The dealiasing mask keeps the rows a <= kmax and a >= n - kmax (|kx| <= kmax) and the columns b <= kmax: about
+  // half of the half spectrum at every n. The kernels below work on that rectangle only.
+  //
+  // (u, v) = (i ky psi, -i kx psi), psi = w / |k|^2 on the kept modes, with irfft2's 1/n^2 folded into kx, ky.
+  // Outside the mask: the columns b > kmax are never written and stay zero from construction (inverse_destroy's
+  // column transforms of zero columns give zeros, and its row pass only reads); the rows |kx| > kmax of the columns
+  // b <= kmax, which the in-place column transforms overwrite, are zeroed here.
+  FASTINTERP_SIMD_CLONES static void velocity_kernel(long n, long m, long kmax, const T* __restrict kxv,
+                                                     const T* __restrict kyv, const T* __restrict ik2,
                                                      const T* __restrict wr, const T* __restrict wi, T* __restrict ur,
                                                      T* __restrict ui, T* __restrict vr, T* __restrict vi) {
     for (long a = 0; a < n; ++a) {
+      if (a > kmax && a < n - kmax) {
+        for (long b = 0; b <= kmax; ++b) ur[a * m + b] = ui[a * m + b] = vr[a * m + b] = vi[a * m + b] = T(0);
+        continue;
+      }
       const T kx = kxv[a];
-      for (long b = 0; b < m; ++b) {
+      for (long b = 0; b <= kmax; ++b) {
         const long i = a * m + b;
         const T ky = kyv[b];
-        const T k = ik2[i];
-        const T ar = wr[i], ai = wi[i];  // loaded unconditionally: a load inside ?: would block if-conversion
-        const T pr = (keep[i] != T(0) ? ar : T(0)) * k, pi = (keep[i] != T(0) ? ai : T(0)) * k;  // psi (dealiased)
+        const T pr = wr[i] * ik2[i], pi = wi[i] * ik2[i];  // psi
         ur[i] = -ky * pi;  // u = i ky psi
         ui[i] = ky * pr;
         vr[i] = kx * pi;  // v = -i kx psi
@@ -217,20 +224,26 @@ class NSWorker {
     }
   }
   // N = -P(A), A^ = -kx ky P^ + (ky^2 - kx^2) Q^ with P = v^2 - u^2 (in N on entry), Q = u v; integer kx, ky.
-  // Select, not multiply by 0: the columns forward() skipped hold partial transforms.
-  FASTINTERP_SIMD_CLONES static void combine_kernel(long n, long m, const T* __restrict kxv, const T* __restrict kyv,
-                                                    const T* __restrict keep, const T* __restrict qr,
+  // Zeros outside the mask: the columns forward() skipped hold partial transforms.
+  FASTINTERP_SIMD_CLONES static void combine_kernel(long n, long m, long kmax, const T* __restrict kxv,
+                                                    const T* __restrict kyv, const T* __restrict qr,
                                                     const T* __restrict qi, T* __restrict Nr, T* __restrict Ni) {
     for (long a = 0; a < n; ++a) {
-      const T kx = kxv[a];
-      for (long b = 0; b < m; ++b) {
-        const long i = a * m + b;
-        const T ky = kyv[b];
-        const T c1 = kx * ky, c2 = kx * kx - ky * ky;
-        const T r = c1 * Nr[i] + c2 * qr[i], q = c1 * Ni[i] + c2 * qi[i];
-        Nr[i] = keep[i] != T(0) ? r : T(0);
-        Ni[i] = keep[i] != T(0) ? q : T(0);
+      T* __restrict nr = Nr + a * m;
+      T* __restrict ni = Ni + a * m;
+      long b = 0;
+      if (a <= kmax || a >= n - kmax) {
+        const T kx = kxv[a];
+        const T* __restrict pr = qr + a * m;
+        const T* __restrict pi = qi + a * m;
+        for (; b <= kmax; ++b) {
+          const T ky = kyv[b];
+          const T c1 = kx * ky, c2 = kx * kx - ky * ky;
+          nr[b] = c1 * nr[b] + c2 * pr[b];
+          ni[b] = c1 * ni[b] + c2 * pi[b];
+        }
       }
+      for (; b < m; ++b) nr[b] = ni[b] = T(0);
     }
   }
   // u <- v^2 - u^2, v <- u v (physical space).
@@ -286,7 +299,6 @@ class NSWorker {
   fft::RealFFT2D<T> plan_;
   long n_, m_, hs_, ps_;
   std::vector<T> kx_, ky_, kxr_, kyr_, ik2_, lin_;
-  std::vector<T> keepf_;
   std::vector<T> ur_, ui_, vr_, vi_, xr_, xi_, n1r_, n1i_, n2r_, n2i_, sr_, si_;  // half spectra
   std::vector<T> u_, v_;                                                          // physical fields
 };
