@@ -5,10 +5,15 @@
 DIR_A and DIR_B each hold a built `_core*.so` (for instance copied from the installed package before and after a
 change, or two CMake build folders). Each build runs in its own long-lived process: loading a second `_core` into a
 process that holds one gives back the first module (seen with CPython 3.11 and this project's pybind11 build: the
-second module's __file__ is the first's), so an in-process A/B silently times a build against itself. The two processes then take turns, one call each (the order flipping every pair), and the
-report is the median of the per-pair time ratios with its quartiles: on shared machines whose speed drifts by +-30%
-over seconds, ratios of neighbouring calls are far steadier than best-of-N rates timed a process at a time. A build
-timed against itself gives 1.00 with quartiles about +-5% on the 2-core development VM.
+second module's __file__ is the first's), so an in-process A/B silently times a build against itself. The two
+processes take turns, one call each (the order flipping every pair), and the report is the median of the per-pair
+time ratios with its quartiles: on shared machines whose speed drifts by +-30% over seconds, ratios of neighbouring
+calls are far steadier than best-of-N rates timed a process at a time. Both processes are pinned to the same CPU (two
+cores of a shared VM can differ by several %).
+
+Build both sides the same way (same CMake configuration, the same version define): on the 2-core Zen 3 VM two builds
+of the same source that differed only in the version string timed 4-9% apart (code layout), while a build against
+itself gives 1.00 (quartiles +-2%). So run A/B in both orders, and do not read effects under ~5% into one comparison.
 
 Before timing, both processes write the workload's outputs at a few sizes and dtypes, and the report says whether they
 are bit-identical.
@@ -68,8 +73,10 @@ def timed_call(c, workload: str):
     return lambda: c.ns_run(st, nu=1e-3, alpha=0.1, eps=1.0, dt=dt, modes=8, scheme=scheme, burn=steps)
 
 
-def serve(folder: str, workload: str, dump: str) -> None:
-    """Child process: dump the outputs, then time one call per line read from stdin."""
+def serve(folder: str, workload: str, dump: str, cpu: int) -> None:
+    """Child process: dump the outputs, then time one call per line read from stdin, on CPU `cpu`."""
+    if cpu >= 0:
+        os.sched_setaffinity(0, {cpu})
     c = load(folder)
     np.savez(dump, *outputs(c, workload))
     f = timed_call(c, workload)
@@ -89,21 +96,23 @@ def main() -> None:
                     help="ns: em_imex 128^2, 100 steps a call; heun: if_heun 128^2, 50 steps; fields: 32 Gaussian "
                     "fields 128^2 a call")  # fmt: skip
     ap.add_argument("--pairs", type=int, default=200, help="alternating pairs of calls (default 200)")
-    ap.add_argument("--serve", nargs=2, metavar=("DIR", "DUMP"), help=argparse.SUPPRESS)
+    ap.add_argument("--serve", nargs=3, metavar=("DIR", "DUMP", "CPU"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
-        serve(args.serve[0], args.workload, args.serve[1])
+        serve(args.serve[0], args.workload, args.serve[1], int(args.serve[2]))
         return
     if args.a is None or args.b is None:
         ap.error("two build folders are needed")
     if args.pairs < 1:
         ap.error("--pairs must be >= 1")
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    # both processes on one CPU: they take turns anyway, and two cores of a shared VM can differ in speed by several %
+    cpu = min(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else -1
     with tempfile.TemporaryDirectory() as tmp:
         dumps = [os.path.join(tmp, "a.npz"), os.path.join(tmp, "b.npz")]
         procs = [
             subprocess.Popen(
-                [sys.executable, __file__, "--workload", args.workload, "--serve", d, dump],
+                [sys.executable, __file__, "--workload", args.workload, "--serve", d, dump, str(cpu)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
