@@ -39,7 +39,6 @@ struct FieldSpec {
   long n = 0;
   int dim = 2;
   std::vector<double> amp;  // per half-grid mode: sqrt(S) * normalisation, 0 at the mean mode
-  std::vector<double> mul;  // spectral::hermitian_multipliers(amp)
 };
 
 FieldSpec make_spec(long n, int dim, double s, double tau, double sigma2, bool paper) {
@@ -56,13 +55,12 @@ FieldSpec make_spec(long n, int dim, double s, double tau, double sigma2, bool p
       if (a == 0 && b == 0) continue;
       sp.amp[a * m + b] = norm * std::sqrt(sigma2 * std::pow(k2 + tau * tau, -s));
     }
-  sp.mul = spectral::hermitian_multipliers(sp.amp.data(), n, dim);
   return sp;
 }
 
 template <class T>
 void draw_spectrum(const FieldSpec& sp, uint64_t seed, uint64_t traj, T* re, T* im, double* z0, double* z1) {
-  spectral::draw_hermitian<T>(rng::Stream{seed, kTagField, traj, 0}, sp.mul.data(), sp.n, sp.dim, re, im, z0, z1);
+  spectral::draw_hermitian<T>(rng::Stream{seed, kTagField, traj, 0}, sp.amp.data(), sp.n, sp.dim, re, im, z0, z1);
 }
 
 template <class T>

@@ -428,7 +428,6 @@ py::array initial_impl(long n, long num, uint64_t seed, uint64_t first, double k
     }
   const double nn = static_cast<double>(n * n);
   for (auto& v : amp) v = nn * w_rms * std::sqrt(v / total);
-  const std::vector<double> mul = spectral::hermitian_multipliers(amp.data(), n, 2);
   py::array_t<std::complex<T>> out({num, n, m});
   std::complex<T>* po = out.mutable_data();
   {
@@ -436,7 +435,7 @@ py::array initial_impl(long n, long num, uint64_t seed, uint64_t first, double k
     std::vector<T> re(hs), im(hs);
     std::vector<double> z0(hs), z1(hs);
     for (long t = 0; t < num; ++t) {
-      spectral::draw_hermitian<T>(rng::Stream{seed, kTagInit, first + static_cast<uint64_t>(t), 0}, mul.data(), n, 2,
+      spectral::draw_hermitian<T>(rng::Stream{seed, kTagInit, first + static_cast<uint64_t>(t), 0}, amp.data(), n, 2,
                                   re.data(), im.data(), z0.data(), z1.data());
       for (long i = 0; i < hs; ++i) po[t * hs + i] = std::complex<T>(re[i], im[i]);
     }

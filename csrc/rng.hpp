@@ -293,13 +293,9 @@ struct Stream {
       block_avx2(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pairs + i)), K0, K1, a, b);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(w0 + i), a);
     }
-    if (i < count) {  // the last 1-3 pairs as one more vector (the lists are short: a scalar block each cost more)
-      alignas(32) uint64_t p[4] = {0, 0, 0, 0}, out[4];
-      std::copy(pairs + i, pairs + count, p);
-      __m256i a, b;
-      block_avx2(_mm256_load_si256(reinterpret_cast<const __m256i*>(p)), K0, K1, a, b);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(out), a);
-      std::copy(out, out + (count - i), w0 + i);
+    for (; i < count; ++i) {
+      uint64_t unused;
+      block(pairs[i], k0, k1, w0[i], unused);
     }
   }
   // zig_fast() in AVX2: the layer's {X, ratio} by one 16-byte load per draw, indexed from the words in memory
@@ -391,8 +387,7 @@ struct Stream {
   // (vectorised), then the ~1.5% misses of each lane together, whose first re-keyed Philox blocks are one
   // vectorised run instead of a latency-bound scalar block each; the ~45% of those that the wedge rejects draw
   // attempt 1's words in a second vectorised run. Every value is exactly zig()'s.
-  // mul (optional): z0[i] and z1[i] come out multiplied by mul[i], scaled chunk by chunk while still in cache.
-  void pairs(uint64_t p0, long count, double* z0, double* z1, const double* mul = nullptr) const {
+  void pairs(uint64_t p0, long count, double* z0, double* z1) const {
     constexpr long kChunk = 512;
     uint64_t w[2][kChunk], mp[kChunk], ex[kChunk];
     long mi[kChunk];
@@ -430,8 +425,6 @@ struct Stream {
           }
         words_list_any(mp, nr, 2u + static_cast<uint32_t>(lane), ex);  // zig()'s attempt-1 main words
         for (long k = 0; k < nr; ++k) z[mi[k]] = zig(ex[k], mp[k], lane, 1);
-        if (mul)
-          for (long i = 0; i < nb; ++i) z[i] *= mul[b + i];
       }
     }
   }
