@@ -157,15 +157,21 @@ struct Stream {
     c[2] = static_cast<uint32_t>(step);
     c[3] = static_cast<uint32_t>(traj);
   }
-  // The two 64-bit words of block `pair` under re-key `attempt` (0 = the main key).
-  void words(uint64_t pair, uint32_t attempt, uint64_t w[2]) const {
-    uint32_t c[4];
-    counter(pair, c);
-    uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+  // The Philox key of re-key `attempt` (0 = the main key, the seed's two halves).
+  void key(uint32_t attempt, uint32_t& k0, uint32_t& k1) const {
+    k0 = static_cast<uint32_t>(seed);
+    k1 = static_cast<uint32_t>(seed >> 32);
     if (attempt) {
       k0 ^= 0x85EBCA6Bu * attempt;
       k1 += 0xC2B2AE35u * attempt + 0x27D4EB2Fu;
     }
+  }
+  // The two 64-bit words of block `pair` under re-key `attempt` (0 = the main key).
+  void words(uint64_t pair, uint32_t attempt, uint64_t w[2]) const {
+    uint32_t c[4];
+    counter(pair, c);
+    uint32_t k0, k1;
+    key(attempt, k0, k1);
     philox4x32_10(c, k0, k1);
     w[0] = (static_cast<uint64_t>(c[0]) << 32) | c[1];
     w[1] = (static_cast<uint64_t>(c[2]) << 32) | c[3];
@@ -283,8 +289,8 @@ struct Stream {
   // words_list() in AVX2.
   __attribute__((target("avx2"))) void words_list_avx2(const uint64_t* __restrict pairs, long count,
                                                        uint32_t attempt, uint64_t* __restrict w0) const {
-    const uint32_t k0 = static_cast<uint32_t>(seed) ^ (0x85EBCA6Bu * attempt);
-    const uint32_t k1 = static_cast<uint32_t>(seed >> 32) + 0xC2B2AE35u * attempt + 0x27D4EB2Fu;
+    uint32_t k0, k1;
+    key(attempt, k0, k1);
     __m256i K0[10], K1[10];
     round_keys_avx2(k0, k1, K0, K1);
     long i = 0;
@@ -334,8 +340,8 @@ struct Stream {
   // First words of the listed pairs under re-key `attempt` != 0 (the key words() uses).
   FASTINTERP_RNG_CLONES void words_list(const uint64_t* __restrict pairs, long count, uint32_t attempt,
                                         uint64_t* __restrict w0) const {
-    const uint32_t k0 = static_cast<uint32_t>(seed) ^ (0x85EBCA6Bu * attempt);
-    const uint32_t k1 = static_cast<uint32_t>(seed >> 32) + 0xC2B2AE35u * attempt + 0x27D4EB2Fu;
+    uint32_t k0, k1;
+    key(attempt, k0, k1);
     for (long i = 0; i < count; ++i) {
       uint64_t unused;
       block(pairs[i], k0, k1, w0[i], unused);
