@@ -417,6 +417,14 @@ def engine_sections(out, T: float, n: int, quick: bool) -> None:
         ratio = statistics.median(r[0] / r[1] for r in rounds)
         out(f"- C++, 1 thread, AVX2 normal kernels vs the portable loops (timed in alternation): {m / ta:,.0f} vs "
             f"{m / tp:,.0f} fields/s, {ratio:.2f}x (median of per-round ratios)")  # fmt: skip
+    # where a field's time goes: its normals (n (n/2 + 1) pairs, drawn in calls of 4 fields' worth) and its c2r
+    # (half an r2c + c2r pair timed inside C++): neither includes writing the field to fresh memory
+    k, half = 4, n // 2 + 1
+    t_norm = timeit(lambda: _core.normals(1, 1, 0, 0, 0, 2 * n * half * k), T) / k
+    t_c2r = min(_core.fft_bench_pair(n, n, 200) for _ in range(3)) / 2
+    bound = 1 / (t_norm + t_c2r)
+    out(f"- per field: its {2 * n * half:,} normals {t_norm * 1e6:.1f} us, half an r2c + c2r pair "
+        f"{t_c2r * 1e6:.1f} us; together {bound:,.0f} fields/s before the field is written out")  # fmt: skip
     t = timeit(lambda: g.sample(m, seed=0, backend="torch"), T)
     out(f"- torch twin (CPU, torch default threads): {m / t:,.0f} fields/s")
     out()
