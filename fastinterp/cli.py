@@ -30,7 +30,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_info(args: argparse.Namespace) -> int:
     import torch
 
-    from . import __version__
+    from ._version import __version__
 
     print(f"fastinterp {__version__}")
     print(f"python {platform.python_version()} on {platform.platform()}")

@@ -26,7 +26,7 @@ import numpy as np
 
 from .config import DatasetConfig
 
-__all__ = ["FIELD_NAMES", "ShardError", "read_shard", "shard_name", "verify_shard", "write_shard"]
+__all__ = ["FIELD_NAMES", "ShardError", "import_h5py", "read_shard", "shard_name", "verify_shard", "write_shard"]
 
 FIELD_NAMES = {"navier-stokes": "vorticity", "grf": "u", "allen-cahn": "u"}
 _BOX = {"navier-stokes": 2 * np.pi, "grf": 1.0, "allen-cahn": 1.0}
@@ -39,7 +39,8 @@ class ShardError(ValueError):
     """A shard file is missing, unreadable, damaged, or from another configuration."""
 
 
-def _h5py():
+def import_h5py():
+    """The ``h5py`` module, or an ImportError that says how to install it (shared with :mod:`.loader`)."""
     try:
         import h5py
     except ImportError:  # pragma: no cover - depends on the environment
@@ -57,7 +58,7 @@ def _digest(a: np.ndarray) -> str:
 
 def write_shard(path: Path, config: DatasetConfig, first: int, fields: dict[str, np.ndarray], version: str) -> None:
     """Write a complete shard atomically (temporary file, fsync, rename)."""
-    h5py = _h5py()
+    h5py = import_h5py()
     name = FIELD_NAMES[config.equation]
     data = np.ascontiguousarray(fields[name], dtype=np.float32)
     count, T = data.shape[:2]
@@ -122,7 +123,7 @@ def verify_shard(path: Path, config: DatasetConfig, first: int, count: int) -> d
     Raises:
         ShardError: naming the file and what is wrong.
     """
-    h5py = _h5py()
+    h5py = import_h5py()
     name = FIELD_NAMES[config.equation]
     if not path.exists():
         raise ShardError(f"{path}: missing")
@@ -152,6 +153,6 @@ def verify_shard(path: Path, config: DatasetConfig, first: int, count: int) -> d
 
 def read_shard(path: Path, config: DatasetConfig) -> np.ndarray:
     """All of a shard's field data, ``(trajectory, time, *grid)`` float32."""
-    h5py = _h5py()
+    h5py = import_h5py()
     with h5py.File(path, "r") as f:
         return f["t0_fields"][FIELD_NAMES[config.equation]][...]

@@ -191,7 +191,7 @@ def generate(
     Returns:
         The final manifest (rank 0) or ``{}`` (other ranks).
     """
-    from .. import __version__
+    from .._version import __version__
 
     root = Path(root)
     barrier = barrier or (lambda: None)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .format import FIELD_NAMES, _h5py, shard_name
+from .format import FIELD_NAMES, import_h5py, shard_name
 from .generate import load_manifest
 
 __all__ = ["PDEDataset"]
@@ -39,7 +39,7 @@ class PDEDataset(torch.utils.data.Dataset):
         self.normalize = normalize
         self.field = FIELD_NAMES[self.config.equation]
         self._shards = self.config.shards
-        h5py = _h5py()
+        h5py = import_h5py()
         with h5py.File(self.root / shard_name(0), "r") as f:
             self.snapshots = f["t0_fields"][self.field].shape[1]
             self.grid = tuple(f["t0_fields"][self.field].shape[2:])
@@ -53,7 +53,7 @@ class PDEDataset(torch.utils.data.Dataset):
         if self._pid != os.getpid():  # forked into a worker: never share HDF5 handles across processes
             self._files, self._pid = {}, os.getpid()
         if k not in self._files:
-            self._files[k] = _h5py().File(self.root / shard_name(k), "r")
+            self._files[k] = import_h5py().File(self.root / shard_name(k), "r")
         return self._files[k]
 
     def __getitem__(self, index: int) -> torch.Tensor:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from ._common import BadWatch, Terms, check_float, check_int, check_metric, check_points
 from ._control import (
     Metric,
     MetricState,
@@ -27,16 +28,7 @@ from ._control import (
     trapezoid_potential,
 )
 from .potentials import as_potential
-from .probgeorce import (
-    LikelyPath,
-    _BadWatch,
-    _check_float,
-    _check_int,
-    _check_metric,
-    _check_points,
-    _Terms,
-    normalised_lam,
-)
+from .probgeorce import LikelyPath, normalised_lam
 
 __all__ = ["gradient_descent_path"]
 
@@ -84,28 +76,28 @@ def gradient_descent_path(
     Returns:
         :class:`~fastinterp.geometry.LikelyPath` (``iterations``: gradient steps taken per pair).
     """
-    a, b = _check_points(a, b)
+    a, b = check_points(a, b)
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    lam = _check_float("lam", lam, low=0.0)
-    n = _check_int("n_grid", n_grid, 2)
-    tol = _check_float("tol", tol, low=0.0, strict=True)
-    max_iter = _check_int("max_iter", max_iter, 0)
-    lr = _check_float("lr", lr, low=0.0, strict=True)
+    lam = check_float("lam", lam, low=0.0)
+    n = check_int("n_grid", n_grid, 2)
+    tol = check_float("tol", tol, low=0.0, strict=True)
+    max_iter = check_int("max_iter", max_iter, 0)
+    lr = check_float("lr", lr, low=0.0, strict=True)
     if not (isinstance(betas, tuple) and len(betas) == 2):
         raise TypeError(f"betas must be a tuple (b1, b2), got {betas!r}")
-    b1 = _check_float("betas[0]", betas[0], low=0.0, high=1.0 - 1e-12)
-    b2 = _check_float("betas[1]", betas[1], low=0.0, high=1.0 - 1e-12)
-    eps = _check_float("eps", eps, low=0.0, strict=True)
-    check_every = _check_int("check_every", check_every, 1)
-    fn = _check_metric(metric)
+    b1 = check_float("betas[0]", betas[0], low=0.0, high=1.0 - 1e-12)
+    b2 = check_float("betas[1]", betas[1], low=0.0, high=1.0 - 1e-12)
+    eps = check_float("eps", eps, low=0.0, strict=True)
+    check_every = check_int("check_every", check_every, 1)
+    fn = check_metric(metric)
     pot = as_potential(score, log_prob, t_score=t_score)
     event = tuple(a.shape[1:])
     d, P = math.prod(event), a.shape[0]
-    terms = _Terms(pot, event)
+    terms = Terms(pot, event)
     met = Metric(fn, event, d) if fn is not None else None
     a2, b2_ = a.reshape(P, d), b.reshape(P, d)
-    watch = _BadWatch(P, a.device)
+    watch = BadWatch(P, a.device)
     it = 0
 
     with torch.no_grad():

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ._common import BadWatch, Terms, check_metric, options
 from ._control import (
     KineticChange,
     Metric,
@@ -42,7 +43,6 @@ from ._control import (
     trapezoid_potential,
 )
 from .potentials import as_potential
-from .probgeorce import _BadWatch, _check_metric, _options, _Terms
 
 __all__ = ["FrechetMean", "frechet_mean"]
 
@@ -131,11 +131,11 @@ def frechet_mean(
         if not (torch.isfinite(w).all() and (w >= 0).all() and (w > 0).any()):
             raise ValueError(f"weights must be finite, >= 0 and not all zero, got {w.tolist()}")
     w = w * (K / w.sum())
-    opt = _options(
+    opt = options(
         lam, n_grid, tol, max_iter, normalize_lam, ls_trials, ls_shrink, armijo, check_every, False, accelerate
     )
     pot = as_potential(score, log_prob, t_score=t_score)
-    fn = _check_metric(metric)
+    fn = check_metric(metric)
     met = Metric(fn, event, d) if fn is not None else None
     xf = x.reshape(K, d)
     if init is None:
@@ -148,7 +148,7 @@ def frechet_mean(
             raise ValueError("init must be finite")
         m = init.detach().to(xf).reshape(d)
     with torch.no_grad():
-        z, m, diag = _solve_mean(xf, w, m, _Terms(pot, event), met, opt)
+        z, m, diag = _solve_mean(xf, w, m, Terms(pot, event), met, opt)
         curves = full_curve(xf, z, m.expand(K, d)).reshape(K, opt.n + 1, *event)
     return FrechetMean(mean=m.reshape(event), curves=curves, weights=w, **diag)
 
@@ -170,11 +170,11 @@ def shared_lam(
 
 
 def _solve_mean(
-    x: Tensor, w: Tensor, m: Tensor, terms: _Terms, metric: Metric | None, opt
+    x: Tensor, w: Tensor, m: Tensor, terms: Terms, metric: Metric | None, opt
 ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
     K, d = x.shape
     n, dev = opt.n, x.device
-    watch = _BadWatch(K, dev)
+    watch = BadWatch(K, dev)
     it = 0
     G0 = metric(x) if metric is not None else None
     gS_a = terms.grad(x.unsqueeze(1))[:, 0] if not terms.has_value else None

@@ -18,8 +18,9 @@ from torch import Tensor
 from ..drift import Drift
 from ..sampling import sample, time_grid
 from ..solvers import get_solver
+from ._common import check_points
 from .potentials import radial_gaussian
-from .probgeorce import LikelyPath, _check_points, likely_path
+from .probgeorce import LikelyPath, likely_path
 
 __all__ = ["NoisePath", "invert", "noise_space_path"]
 
@@ -107,7 +108,7 @@ def noise_space_path(
     """
     if not isinstance(drift, Drift):
         raise TypeError(f"drift must be a fastinterp Drift, got {type(drift).__name__}")
-    a, b = _check_points(a, b)
+    a, b = check_points(a, b)
     d = math.prod(a.shape[1:])
     if d < 2:
         raise ValueError(f"the event size must be >= 2 for a radial density, got {d}")

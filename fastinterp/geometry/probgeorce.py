@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ._common import BadWatch, Options, Terms, check_metric, check_points, options
 from ._control import (
     KineticChange,
     Metric,
@@ -37,7 +38,7 @@ from ._control import (
     straight_line,
     trapezoid_potential,
 )
-from .potentials import Potential, as_potential
+from .potentials import as_potential
 
 __all__ = ["LikelyPath", "likely_path"]
 
@@ -70,135 +71,6 @@ class LikelyPath:
     energy_trace: Tensor | None = None
 
 
-# ----------------------------------------------------------------------------------------------------- validation
-
-
-def _check_points(a: object, b: object) -> tuple[Tensor, Tensor]:
-    for name, x in (("a", a), ("b", b)):
-        if not isinstance(x, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor shaped (P, *event), got {type(x).__name__}")
-        if not x.is_floating_point():
-            raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-        if x.ndim < 1 or x.shape[0] < 1:
-            raise ValueError(f"{name} must be shaped (P, *event) with P >= 1, got {tuple(x.shape)}")
-        if not torch.isfinite(x).all():
-            raise ValueError(f"{name} must be finite")
-    assert isinstance(a, Tensor) and isinstance(b, Tensor)
-    if a.shape != b.shape:
-        raise ValueError(f"a and b must have the same shape (P, *event), got {tuple(a.shape)} and {tuple(b.shape)}")
-    if a.dtype != b.dtype or a.device != b.device:
-        raise TypeError(f"a and b must share dtype and device, got {a.dtype}/{a.device} and {b.dtype}/{b.device}")
-    return a.detach(), b.detach()
-
-
-def _check_int(name: str, v: object, minimum: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if v < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v}")
-    return v
-
-
-def _check_float(name: str, v: object, *, low: float, high: float = math.inf, strict: bool = False) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise TypeError(f"{name} must be a float, got {type(v).__name__}")
-    v = float(v)
-    ok = math.isfinite(v) and (low < v if strict else low <= v) and v <= high
-    if not ok:
-        raise ValueError(
-            f"{name} must be {'>' if strict else '>='} {low:g}{f' and <= {high:g}' if high < math.inf else ''}, got {v}"
-        )
-    return v
-
-
-def _check_metric(metric: object) -> Callable[[Tensor], Tensor] | None:
-    if metric is not None and not callable(metric):
-        raise TypeError(f"metric must be a callable z -> G(z) shaped (M, d, d), got {type(metric).__name__}")
-    return metric  # type: ignore[return-value]
-
-
-@dataclass
-class _Options:
-    lam: float
-    n: int
-    tol: float
-    max_iter: int
-    normalize_lam: bool
-    ls_trials: int
-    ls_shrink: float
-    armijo: float
-    check_every: int
-    record_energy: bool
-    accelerate: bool = False
-
-
-def _options(
-    lam: object,
-    n_grid: object,
-    tol: object,
-    max_iter: object,
-    normalize_lam: object,
-    ls_trials: object,
-    ls_shrink: object,
-    armijo: object,
-    check_every: object,
-    record_energy: object,
-    accelerate: object = False,
-) -> _Options:
-    return _Options(
-        lam=_check_float("lam", lam, low=0.0),
-        n=_check_int("n_grid", n_grid, 2),
-        tol=_check_float("tol", tol, low=0.0, strict=True),
-        max_iter=_check_int("max_iter", max_iter, 0),
-        normalize_lam=bool(normalize_lam),
-        ls_trials=_check_int("ls_trials", ls_trials, 1),
-        ls_shrink=_check_float("ls_shrink", ls_shrink, low=0.0, high=0.99, strict=True),
-        armijo=_check_float("armijo", armijo, low=0.0, high=0.5, strict=True),
-        check_every=_check_int("check_every", check_every, 1),
-        record_energy=bool(record_energy),
-        accelerate=bool(accelerate),
-    )
-
-
-# ------------------------------------------------------------------------------------------------ the potential term
-
-
-class _Terms:
-    """Evaluates ``S`` / ``grad S`` on batches of curves ``(P, n, d)`` and reports bad values per pair."""
-
-    def __init__(self, pot: Potential | None, event: tuple[int, ...]) -> None:
-        self.pot, self.event = pot, event
-
-    @property
-    def has_value(self) -> bool:
-        return self.pot is None or self.pot.has_value
-
-    def _flat(self, z: Tensor) -> Tensor:
-        return z.reshape(-1, *self.event)
-
-    def value_and_grad(self, z: Tensor) -> tuple[Tensor | None, Tensor]:
-        P, n, d = z.shape
-        if self.pot is None:
-            return z.new_zeros(P, n), torch.zeros_like(z)
-        S, g = self.pot.value_and_grad(self._flat(z))
-        return (None if S is None else S.reshape(P, n)), g.reshape(P, n, d)
-
-    def value(self, z: Tensor) -> Tensor:
-        P, n, _ = z.shape
-        if self.pot is None:
-            return z.new_zeros(P, n)
-        return self.pot.value(self._flat(z)).reshape(P, n)
-
-    def grad(self, z: Tensor) -> Tensor:
-        if self.pot is None:
-            return torch.zeros_like(z)
-        return self.pot.grad(self._flat(z)).reshape(z.shape)
-
-    @property
-    def name(self) -> str:
-        return "the potential" if self.pot is None else self.pot.name
-
-
 def normalised_lam(lam: float, normalize: bool, K_line: Tensor, S_line: Tensor | None, gS_line: Tensor) -> Tensor:
     """Per pair ``lam_n = lam E_kin(line) / |sum_i S(line_i)|`` (the paper's normalisation).
 
@@ -210,34 +82,6 @@ def normalised_lam(lam: float, normalize: bool, K_line: Tensor, S_line: Tensor |
         return lam_t
     den = S_line.sum(1).abs() if S_line is not None else gS_line.norm(dim=-1).sum(1)
     return torch.where(den > 1e-12, lam * K_line / den.clamp_min(1e-12), lam_t)
-
-
-class _BadWatch:
-    """The first iteration at which each pair met a bad value, kept on the device until a check."""
-
-    def __init__(self, P: int, device: torch.device) -> None:
-        self.first = torch.full((P,), -1, dtype=torch.int64, device=device)
-        self.kind = torch.zeros((P,), dtype=torch.int64, device=device)
-
-    def update(self, bad: Tensor, it: int, kind: int, idx: Tensor | None = None) -> None:
-        """Record ``bad`` (per pair, or per working pair at batch positions ``idx``) met at iteration ``it``."""
-        if idx is not None:
-            bad = torch.zeros_like(self.first, dtype=torch.bool).index_copy(0, idx, bad)
-        new = bad & (self.first < 0)
-        self.first = torch.where(new, it, self.first)
-        self.kind = torch.where(new, kind, self.kind)
-
-    def raise_if_bad(self, source: str, what: str = "pair") -> None:
-        first = self.first
-        if bool((first >= 0).any()):
-            big = torch.iinfo(torch.int64).max
-            p = int(torch.where(first >= 0, first, big).argmin())
-            it, kind = int(first[p]), int(self.kind[p])
-            if kind == 1:
-                msg = f"{source} returned non-finite values (NaN/inf gradient, or NaN/-inf potential)"
-            else:
-                msg = "metric returned a matrix that is not symmetric positive definite (or not finite)"
-            raise ValueError(f"{msg} at iteration {it} for {what} {p}; the curve there is not usable")
 
 
 # -------------------------------------------------------------------------------------------------- the solver
@@ -252,9 +96,9 @@ def _take_metric(ms: MetricState | None, keep: Tensor) -> MetricState | None:
 def _solve(
     a: Tensor,
     b: Tensor,
-    terms: _Terms,
+    terms: Terms,
     metric: Metric | None,
-    opt: _Options,
+    opt: Options,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """ProbGEORCE on flat pairs ``a, b (P, d)``; returns the interior ``z (P, N-1, d)`` and diagnostics.
 
@@ -266,7 +110,7 @@ def _solve(
     P, d = a.shape
     n = opt.n
     dev = a.device
-    watch = _BadWatch(P, dev)
+    watch = BadWatch(P, dev)
     G0 = metric(a) if metric is not None else None
     gS_a = terms.grad(a.unsqueeze(1))[:, 0] if not terms.has_value else None
     if gS_a is not None:
@@ -530,16 +374,16 @@ def likely_path(
         >>> res = likely_path(a, b, score=g, lam=20.0)     # res.curves: (P, 101, 2)
         >>> bool((res.nll < res.line_nll).all())
     """
-    a, b = _check_points(a, b)
-    opt = _options(
+    a, b = check_points(a, b)
+    opt = options(
         lam, n_grid, tol, max_iter, normalize_lam, ls_trials, ls_shrink, armijo, check_every, record_energy, accelerate
     )
     pot = as_potential(score, log_prob, t_score=t_score)
-    fn = _check_metric(metric)
+    fn = check_metric(metric)
     event = tuple(a.shape[1:])
     d = math.prod(event)
     P = a.shape[0]
-    terms = _Terms(pot, event)
+    terms = Terms(pot, event)
     met = Metric(fn, event, d) if fn is not None else None
     with torch.no_grad():
         z, diag = _solve(a.reshape(P, d), b.reshape(P, d), terms, met, opt)
