@@ -8,6 +8,7 @@
 #include "pde_common.hpp"
 
 void bind_allen_cahn(pybind11::module_& m);  // csrc/allen_cahn.cpp
+void bind_lincomb(pybind11::module_& m);     // csrc/lincomb.cpp
 
 namespace py = pybind11;
 
@@ -49,4 +50,5 @@ PYBIND11_MODULE(_core, m) {
   bind_fields(m);
   bind_navier_stokes(m);
   bind_allen_cahn(m);
+  bind_lincomb(m);
 }
