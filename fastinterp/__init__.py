@@ -11,6 +11,7 @@ The public surface::
 """
 
 from . import datasets, geometry, kernels, models, pde, targets
+from ._version import __version__ as __version__
 from .checkpoint import load_checkpoint, save_checkpoint
 from .diagnostics import (
     averaged_lipschitz,
@@ -26,8 +27,17 @@ from .geometry import FrechetMean, LikelyPath, frechet_mean, likely_path
 from .interpolants import GAMMAS, Interpolant, interpolant_loss
 from .likelihood import divergence, log_prob
 from .predictions import PREDICTIONS, conversion_coefficients
-from .sampler import BACKENDS, Sampler
-from .sampling import nfe, sample, sample_sde, time_grid
+from .sampling import (
+    BACKENDS,
+    CoefficientTable,
+    Sampler,
+    build_table,
+    nfe,
+    sample,
+    sample_sde,
+    stage_matrices,
+    time_grid,
+)
 from .schedules import (
     Custom,
     Linear,
@@ -39,11 +49,8 @@ from .schedules import (
     Trig,
 )
 from .solvers import SOLVERS, ExplicitRK, get_solver
-from .tables import CoefficientTable, build_table, stage_matrices
 from .training import train
 from .transfer import TransferredModel, transfer, transfer_time
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BACKENDS",

@@ -9,14 +9,16 @@ from torch import Tensor
 
 
 def as_time_like(t: Tensor | float, x: Tensor) -> Tensor:
-    """``t`` as a floating tensor on ``x``'s device with ``x``'s dtype (0-d for a Python float)."""
+    """``t`` as a floating tensor on ``x``'s device (0-d for a Python float), in ``x``'s dtype but float32 at least:
+    bfloat16 cannot tell ``t = 0.999`` from 1, where most drifts are singular."""
+    dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
     if isinstance(t, Tensor):
         if not t.is_floating_point():
             raise TypeError(f"t must be a floating-point tensor, got dtype {t.dtype}")
-        return t.to(device=x.device, dtype=x.dtype)
+        return t.to(device=x.device, dtype=dtype)
     if isinstance(t, bool) or not isinstance(t, (int, float)):
         raise TypeError(f"t must be a tensor or a float, got {type(t).__name__}")
-    return torch.tensor(float(t), device=x.device, dtype=x.dtype)
+    return torch.tensor(float(t), device=x.device, dtype=dtype)
 
 
 def expand_like(c: Tensor | float, x: Tensor) -> Tensor | float:
@@ -64,3 +66,15 @@ def check_interval(t_min: object, t_max: object) -> tuple[float, float]:
     if not t_min < t_max:
         raise ValueError(f"t_min must be < t_max, got t_min={t_min}, t_max={t_max}")
     return float(t_min), float(t_max)
+
+
+def check_output(y: object, x: Tensor, model: object) -> Tensor:
+    """``y`` if it is a tensor matching the model input ``x`` in shape, dtype and device, else a clear error."""
+    if not isinstance(y, Tensor):
+        raise TypeError(f"model {model!r} must return a tensor, got {type(y).__name__}")
+    if y.shape != x.shape or y.dtype != x.dtype or y.device != x.device:
+        raise ValueError(
+            f"model output must match the state: expected shape {tuple(x.shape)}, dtype {x.dtype}, device "
+            f"{x.device}; got shape {tuple(y.shape)}, dtype {y.dtype}, device {y.device}"
+        )
+    return y

@@ -6,13 +6,20 @@ from collections.abc import Callable, Sequence
 
 from torch import Tensor
 
-from ._utils import as_time_like, expand_like
+from ._utils import as_time_like, check_output, expand_like
 from .predictions import check_prediction, conversion_coefficients
 from .schedules import Linear, Schedule
+from .transfer import TransferredModel, transfer_coefficients
 
-__all__ = ["Drift"]
+__all__ = ["Drift", "ModelCall", "check_drift"]
 
-Model = Callable[[Tensor, Tensor], Tensor]
+Model = Callable[..., Tensor]
+#: How a sampler calls the raw model: ``call(model, x, t) -> y`` (conditioning, guidance, precision live there).
+ModelCall = Callable[[Model, Tensor, Tensor], Tensor]
+
+
+def _plain_call(model: Model, x: Tensor, t: Tensor) -> Tensor:
+    return check_output(model(x, t), x, model)
 
 
 class Drift:
@@ -22,9 +29,10 @@ class Drift:
     ``E[x1 | I_t = x]``), ``"noise"`` (``E[z | I_t = x]``) or ``"score"`` (``grad log rho_t(x)``); all four are
     available from any of them through the exact affine maps of :mod:`fastinterp.predictions`.
 
-    The model is called as ``model(x, t)`` with ``x`` shaped ``(B, ...)`` and ``t`` a tensor with ``x``'s dtype and
-    device: 0-d inside the samplers (one time for the whole batch), or whatever the caller passed (e.g. ``(B,)``).
-    Its output must match ``x`` in shape, dtype and device.
+    The model is called as ``model(x, t, **cond)`` with ``x`` shaped ``(B, ...)`` and ``t`` a tensor on ``x``'s
+    device: 0-d inside the samplers (one time for the whole batch; ``x``'s dtype, float32 at least), or whatever the
+    caller passed (e.g. ``(B,)``). ``cond`` holds the conditioning a sampler was given (none by default). Its
+    output must match ``x`` in shape, dtype and device.
 
     Args:
         model: the callable.
@@ -47,22 +55,45 @@ class Drift:
         self.schedule = schedule
         self.prediction = check_prediction(prediction)
 
+    @property
+    def source(self) -> Drift:
+        """The drift whose model is actually evaluated: the original source of a (chain of) transfer(s), else self."""
+        return self.model.source if isinstance(self.model, TransferredModel) else self
+
+    def coefficients(
+        self, t: Tensor, outputs: Sequence[str]
+    ) -> tuple[Model, Tensor, Tensor | None, list[tuple[Tensor | float, Tensor | float]]]:
+        """This drift unfolded: ``(model, t', s, [(cx, cy), ...])`` with ``output(t, x) = cx x + cy model(s x, t')``.
+
+        ``model`` is the source's raw model (transfers unfolded), ``s`` is None without a transfer (``s = 1``,
+        ``t' = t``). Every prediction of every output name is exact; the coefficients are shaped like ``t``.
+        """
+        for out in outputs:
+            check_prediction(out)
+        if isinstance(self.model, TransferredModel):
+            src = self.source
+            tp, scale, coefs = transfer_coefficients(src.schedule, src.prediction, self.schedule, t, outputs)
+            return src.model, tp, scale, coefs
+        s = self.schedule(t)
+        return self.model, t, None, [conversion_coefficients(self.prediction, out, s) for out in outputs]
+
     def predict(self, x: Tensor, t: Tensor | float) -> Tensor:
         """The model's raw output at ``(x, t)``, checked for shape, dtype and device."""
-        y = self.model(x, as_time_like(t, x))
-        _check_output(y, x, self.model)
-        return y
+        return _plain_call(self.model, x, as_time_like(t, x))
 
-    def convert(self, x: Tensor, t: Tensor | float, outputs: Sequence[str]) -> list[Tensor]:
-        """Several predictions at ``(x, t)`` from one model evaluation, e.g. ``["velocity", "score"]``."""
+    def convert(
+        self, x: Tensor, t: Tensor | float, outputs: Sequence[str], *, call: ModelCall | None = None
+    ) -> list[Tensor]:
+        """Several predictions at ``(x, t)`` from one model evaluation, e.g. ``["velocity", "score"]``.
+
+        ``call(model, x', t')`` evaluates the raw model (default: ``model(x', t')``, checked); samplers pass one that
+        adds conditioning and guidance and casts to the model's precision.
+        """
         t = as_time_like(t, x)
-        y = self.predict(x, t)
-        s = self.schedule(t)
-        result = []
-        for out in outputs:
-            cx, cy = conversion_coefficients(self.prediction, out, s)
-            result.append(_affine(cx, x, cy, y))
-        return result
+        model, tp, scale, coefs = self.coefficients(t, outputs)
+        xin = x if scale is None else expand_like(scale, x) * x
+        y = (call or _plain_call)(model, xin, tp)
+        return [_affine(cx, x, cy, y) for cx, cy in coefs]
 
     def velocity(self, x: Tensor, t: Tensor | float) -> Tensor:
         """The drift ``b_t(x) = alpha' z^ + beta' x1^`` of the probability-flow ODE, shaped like ``x``."""
@@ -83,13 +114,28 @@ class Drift:
     __call__ = velocity
 
     def transfer(self, schedule: Schedule) -> Drift:
-        """This drift served under another schedule, without retraining (see :mod:`fastinterp.transfer`)."""
-        from .transfer import transfer
+        """This drift served under another schedule, without retraining (see :mod:`fastinterp.transfer`).
 
-        return transfer(self, schedule)
+        Transferring an already transferred drift goes straight from the original source: chains of transfers
+        cost one model evaluation and no extra rounding.
+        """
+        if not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be a fastinterp Schedule, got {type(schedule).__name__}")
+        model = TransferredModel(self.source, schedule)
+        return Drift(model, schedule=schedule, prediction=model.prediction)
 
     def __repr__(self) -> str:
         return f"Drift({self.model!r}, schedule={self.schedule!r}, prediction={self.prediction!r})"
+
+
+def check_drift(drift: object) -> Drift:
+    """``drift`` if it is a :class:`Drift`, else a ``TypeError`` saying how to make one."""
+    if not isinstance(drift, Drift):
+        raise TypeError(
+            f"drift must be a fastinterp Drift (wrap a model with fi.Drift(model, schedule, prediction)), "
+            f"got {type(drift).__name__}"
+        )
+    return drift
 
 
 def _affine(cx: Tensor | float, x: Tensor, cy: Tensor | float, y: Tensor) -> Tensor:
@@ -97,13 +143,3 @@ def _affine(cx: Tensor | float, x: Tensor, cy: Tensor | float, y: Tensor) -> Ten
     if isinstance(cx, float) and cx == 0.0:
         return y if isinstance(cy, float) and cy == 1.0 else cy * y
     return cx * x + cy * y
-
-
-def _check_output(y: object, x: Tensor, model: object) -> None:
-    if not isinstance(y, Tensor):
-        raise TypeError(f"model {model!r} must return a tensor, got {type(y).__name__}")
-    if y.shape != x.shape or y.dtype != x.dtype or y.device != x.device:
-        raise ValueError(
-            f"model output must match the state: expected shape {tuple(x.shape)}, dtype {x.dtype}, device "
-            f"{x.device}; got shape {tuple(y.shape)}, dtype {y.dtype}, device {y.device}"
-        )

@@ -21,8 +21,7 @@ import torch
 from torch import Tensor
 
 from ._utils import check_int, check_state
-from .drift import Drift
-from .sampling import _check_drift
+from .drift import Drift, check_drift
 from .schedules import Linear
 from .solvers import ExplicitRK, get_solver
 from .transfer import transfer_time
@@ -86,7 +85,7 @@ def log_prob(
     Returns:
         ``log rho_{t_max}(x)`` shaped ``(B,)``.
     """
-    drift = _check_drift(drift)
+    drift = check_drift(drift)
     x = check_state("x", x).detach()
     check_int("steps", steps, 1)
     if isinstance(t_max, bool) or not isinstance(t_max, (int, float)) or not 0 < t_max <= 1:

@@ -7,7 +7,7 @@ import torch._dynamo.testing
 from torch._dynamo.utils import counters
 
 import fastinterp as fi
-from fastinterp.sampler import _COMPILED
+from fastinterp.sampling import compiled
 
 CUDA = torch.cuda.is_available()
 
@@ -18,7 +18,7 @@ def _mixture(d=32):
 
 
 def _rel(a, b):
-    return float((a.double() - b.double()).norm() / b.double().norm())
+    return float((a.detach().double() - b.detach().double()).norm() / b.detach().double().norm())
 
 
 @pytest.mark.parametrize("method", sorted(fi.SOLVERS))
@@ -67,7 +67,7 @@ def test_backends_agree_in_float32_on_mixture_and_field(backend, gen):
 def test_compile_one_graph_no_breaks_no_recompiles(gen):
     """New time grids and new schedule pairs of the same length reuse the compiled step."""
     torch._dynamo.reset()
-    _COMPILED.clear()
+    compiled.cache_clear()
     counters.clear()
     target = _mixture(16)
     source = target.drift(fi.Linear(), prediction="velocity")
@@ -84,23 +84,6 @@ def test_compile_one_graph_no_breaks_no_recompiles(gen):
     assert counters["stats"]["unique_graphs"] == 1
     assert not counters["graph_break"]
     assert not counters.get("recompiles")
-
-
-def test_custom_op_step_traces_fullgraph_on_cpu(gen):
-    """The step built on the custom op (what runs on CUDA) compiles with fullgraph=True on CPU too."""
-    torch._dynamo.reset()
-    target = _mixture(16)
-    drift = target.drift(fi.Linear(), prediction="velocity").transfer(fi.Trig())
-    sampler = fi.Sampler(drift, steps=4, backend="compile")
-    counter = torch._dynamo.testing.CompileCounterWithBackend("aot_eager")
-    compiled = torch.compile(sampler.step_function(use_op=True), backend=counter, fullgraph=True)
-    z = torch.randn(8, 16, generator=gen)
-    tables = sampler._tables(z)
-    x, xin = z, z * tables.first_scale
-    for n in range(4):
-        x, xin = compiled(x, xin, tables.M[n], tables.t_model[n])
-    assert _rel(x, fi.sample(drift, z, steps=4)) < 1e-12
-    assert counters["stats"]["unique_graphs"] >= 1 and not counters["graph_break"]
 
 
 def test_nfe_and_errors(gen):
@@ -186,3 +169,75 @@ def test_sde_sampler_errors():
     if CUDA:
         with pytest.raises(ValueError, match="does not run SDEs"):
             fi.Sampler(drift, eps=0.1, backend="graph")(torch.randn(2, 4, device="cuda"))
+
+
+def test_fifty_batch_sizes_and_twenty_models_through_auto_in_one_process(gen):
+    """Dynamo's recompile limit is per code object: every sampler's artefacts have their own, and the batch
+    dimension goes dynamic after the second size, so nothing here may raise (the old shared step failed at b = 9)."""
+    compiled.cache_clear()
+    sampler = fi.Sampler(fi.Drift(lambda x, t: -x), steps=2, backend="auto")
+    for b in range(1, 51):
+        z = torch.randn(b, 4, generator=gen)
+        assert _rel(sampler(z), fi.sample(sampler.drift, z, steps=2)) < 1e-12
+    assert sampler.backend == "compile"
+    z = torch.randn(3, 4, generator=gen)
+
+    class Scaled(torch.nn.Module):  # twenty distinct models (one class: inductor's graph cache keeps this quick)
+        def __init__(self, k):
+            super().__init__()
+            self.k = torch.nn.Parameter(torch.tensor(float(k + 1)))
+
+        def forward(self, x, t):
+            return -self.k.to(x.dtype) * x * t
+
+    for k in range(20):
+        drift = fi.Drift(Scaled(k)).transfer(fi.Trig())
+        x0 = z.float() if k % 2 else z  # two dtypes as well
+        out = fi.Sampler(drift, steps=1, method="euler")(x0)
+        assert _rel(out, fi.sample(drift, z, steps=1, method="euler")) < (1e-5 if k % 2 else 1e-12)
+
+
+def test_compiled_artefacts_never_keep_the_model_alive(gen):
+    import gc
+    import weakref
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 4)
+
+        def forward(self, x, t):
+            return self.lin(x) * t
+
+    for backend in ("compile", "fused"):
+        before = compiled.cache_info()
+        net = Net().double()
+        ref = weakref.ref(net)
+        sampler = fi.Sampler(fi.Drift(net).transfer(fi.Trig()), steps=2, backend=backend)
+        sampler(torch.randn(3, 4, generator=gen))
+        del sampler, net
+        gc.collect()
+        assert ref() is None, backend
+        assert compiled.cache_info() == before  # its artefacts were evicted with it
+
+
+def test_compile_logs_one_line_with_its_time(gen, caplog):
+    compiled.cache_clear()
+    drift = fi.Drift(lambda x, t: -x * t)
+    sampler = fi.Sampler(drift, steps=3, backend="compile")
+    with caplog.at_level("INFO", logger="fastinterp.sampling"):
+        sampler(torch.randn(2, 3, generator=gen))
+        sampler(torch.randn(2, 3, generator=gen))
+    lines = [r.getMessage() for r in caplog.records if r.name == "fastinterp.sampling"]
+    assert len(lines) == 1 and "compiled 3 steps" in lines[0] and " s" in lines[0], lines
+
+
+def test_backend_attribute_says_what_ran(gen):
+    drift = fi.Drift(lambda x, t: -x)
+    sampler = fi.Sampler(drift, steps=2)
+    assert sampler.requested_backend == "auto" and sampler.backend is None
+    sampler(torch.randn(2, 3, generator=gen))
+    assert sampler.backend == "compile"  # auto on a CPU state
+    fused = fi.Sampler(drift, steps=2, backend="fused")
+    fused(torch.randn(2, 3, generator=gen))
+    assert fused.backend == "fused"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from .._utils import as_time_like, expand_like
@@ -59,10 +60,13 @@ class ExactModel:
         self.target, self.schedule, self.prediction = target, schedule, check_prediction(prediction)
 
     def __call__(self, x: Tensor, t: Tensor) -> Tensor:
-        s = self.schedule(as_time_like(t, x))
-        z, x1 = self.target.denoisers(x, s.alpha, s.beta)
+        # A bf16/fp16 input is evaluated in float32 and the output rounded back: what a low-precision network
+        # trained to perfection returns.
+        xc = x if x.dtype in (torch.float32, torch.float64) else x.float()
+        s = self.schedule(as_time_like(t, xc))
+        z, x1 = self.target.denoisers(xc, s.alpha, s.beta)
         u, w = prediction_weights(self.prediction, s)
-        return expand_like(u, x) * z + expand_like(w, x) * x1
+        return (expand_like(u, xc) * z + expand_like(w, xc) * x1).to(x.dtype)
 
     def __repr__(self) -> str:
         return f"ExactModel({type(self.target).__name__}, {self.schedule!r}, {self.prediction!r})"

@@ -1,100 +1,23 @@
-"""Coefficient tables: every per-stage scalar of a sampling run, computed once in float64.
+"""The stage layout: which buffers each fused update reads and writes, and the matrices that combine them.
 
-For a drift (its source model, the schedule it was trained under, its prediction type), a target schedule, a
-solver and a time grid, a run evaluates the model ``steps x stages`` times. At each evaluation
-
-    x' = s x,    y = model(x', t'),    k = A x + B y    (the target schedule's drift at the stage input x)
-
-where ``t'`` and ``s`` come from the transfer map (``t' = t``, ``s = 1`` without one) and ``(A, B)`` fold the
-source's prediction-to-denoiser conversion at ``t'`` and the target's denoiser-to-velocity conversion at ``t``.
-With the RK tableau these scalars determine every stage input as a fixed linear combination of the step's start
-state and the stage outputs so far: :func:`stage_matrices` writes those combinations as small matrices that the
-fused kernels (:mod:`fastinterp.kernels`) apply, reading them from the device by index, so that a sampling loop
-never recomputes a schedule and never synchronises with the host.
+Every stage input of an explicit RK step is a fixed linear combination of the step's start state and the stage
+drifts so far, and each stage drift is ``k = A x + B y`` with ``y`` the model output (:mod:`.plan`). So one update
+per model evaluation, reading each buffer once and writing each once, carries the whole step:
+:class:`StageLayout` names the buffers, :func:`stage_matrices` (ODE) and :func:`sde_matrices` (Euler-Maruyama)
+give the coefficients for the whole run, and :func:`guided` adds classifier-free guidance to both: the model's
+unconditional and conditional outputs enter as two inputs weighted ``1 - w`` and ``w``, and the next model input is
+written to both halves of the doubled batch, so guidance costs no extra pass.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor
 
-from .drift import Drift
-from .predictions import conversion_coefficients
-from .schedules import Schedule
-from .solvers import ExplicitRK, get_solver
-from .transfer import TransferredModel, transfer_time
-
-__all__ = ["SDE_LAYOUT", "CoefficientTable", "StageLayout", "build_table", "sde_matrices", "stage_matrices"]
-
-
-@dataclass(frozen=True)
-class CoefficientTable:
-    """Per-evaluation scalars of one sampling run (float64, CPU; :meth:`to` moves them).
-
-    Attributes:
-        model: the raw model called in the loop (the transfer's source model when there is one).
-        solver: the RK tableau.
-        grid: the ``steps + 1`` target times.
-        t: target stage times, ``(steps, stages)``.
-        t_model: times passed to the model, ``(steps, stages)``.
-        scale: model input scales ``s``, ``(steps, stages)``.
-        A, B: ``k = A x + B y`` per stage, ``(steps, stages)``.
-        denoise: ``(t_model, scale, A, B)`` of the final denoising evaluation at ``t_max`` (``x1 = A x + B y``).
-    """
-
-    model: object
-    solver: ExplicitRK
-    grid: Tensor
-    t: Tensor
-    t_model: Tensor
-    scale: Tensor
-    A: Tensor
-    B: Tensor
-    denoise: tuple[Tensor, Tensor, Tensor, Tensor]
-
-    @property
-    def steps(self) -> int:
-        return self.t.shape[0]
-
-
-def _evaluation_coefficients(drift: Drift, t: Tensor, output: str) -> tuple[object, Tensor, Tensor, Tensor, Tensor]:
-    """``(model, t', s, A, B)`` with ``output(x, t) = A x + B model(s x, t')`` elementwise in ``t``."""
-    target: Schedule = drift.schedule
-    st = target(t)
-    if isinstance(drift.model, TransferredModel):
-        source = drift.model.source
-        native = drift.model.prediction
-        tp, scale = transfer_time(source.schedule, target, t)
-        cxn, cyn = conversion_coefficients(source.prediction, native, source.schedule(tp))
-        cvx, cvn = conversion_coefficients(native, output, st)
-        return source.model, tp, scale, _full(cvx + cvn * cxn * scale, t), _full(cvn * cyn, t)
-    cx, cy = conversion_coefficients(drift.prediction, output, st)
-    return drift.model, t, torch.ones_like(t), _full(cx, t), _full(cy, t)
-
-
-def _full(value: Tensor | float, like: Tensor) -> Tensor:
-    return torch.as_tensor(value, dtype=like.dtype) + torch.zeros_like(like)
-
-
-def build_table(drift: Drift, method: str | ExplicitRK, grid: Tensor) -> CoefficientTable:
-    """The :class:`CoefficientTable` of ``drift`` sampled with ``method`` on the time ``grid``.
-
-    Args:
-        drift: any drift; a transferred drift is unfolded so the loop calls the source model directly.
-        method: solver name or tableau.
-        grid: increasing times, ``steps + 1`` of them.
-    """
-    solver = get_solver(method)
-    g = grid.detach().to(dtype=torch.float64, device="cpu")
-    h = (g[1:] - g[:-1]).unsqueeze(1)
-    c = torch.tensor(solver.c, dtype=torch.float64)
-    t = g[:-1].unsqueeze(1) + c * h
-    model, t_model, scale, A, B = _evaluation_coefficients(drift, t, "velocity")
-    end = g[-1:]
-    _, dt_model, dscale, dA, dB = _evaluation_coefficients(drift, end, "x1")
-    return CoefficientTable(model, solver, g, t, t_model, scale, A, B, (dt_model[0], dscale[0], dA[0], dB[0]))
+__all__ = ["DENOISE_LAYOUT", "SDE_LAYOUT", "StageLayout", "guided", "sde_matrices", "stage_matrices"]
 
 
 @dataclass(frozen=True)
@@ -115,7 +38,8 @@ class StageLayout:
     kept: tuple[int, ...]
 
     @staticmethod
-    def for_solver(solver: ExplicitRK) -> StageLayout:
+    def for_solver(solver) -> StageLayout:
+        """The layout of an explicit RK tableau (:class:`fastinterp.ExplicitRK`)."""
         S = solver.stages
         kept = tuple(j for j in range(S - 1) if any(solver.a[l][j] != 0.0 for l in range(j + 2, S)))
         inputs, outputs = [], []
@@ -134,6 +58,11 @@ class StageLayout:
             outputs.append(tuple(outs))
         return StageLayout(tuple(inputs), tuple(outputs), kept)
 
+    @cached_property
+    def key(self) -> str:
+        """A cheap hashable identity (cache keys hash it on every call; the nested tuples would be rehashed)."""
+        return repr((self.inputs, self.outputs, self.kept))
+
     @property
     def max_inputs(self) -> int:
         return max(len(i) for i in self.inputs)
@@ -142,8 +71,15 @@ class StageLayout:
     def max_outputs(self) -> int:
         return max(len(o) for o in self.outputs)
 
+    def out_like(self, i: int) -> list[int]:
+        """For stage ``i``, the input whose dtype each output takes: the model input's for model inputs, else the
+        state's (``x`` or ``acc``, else the model input's), so that low-precision models keep float32 state buffers."""
+        ins = self.inputs[i]
+        state = next((j for j, name in enumerate(ins) if name in ("x", "acc")), 0)
+        return [ins.index("xin") if out in ("xin", "xinc") else state for out in self.outputs[i]]
 
-def stage_matrices(table: CoefficientTable, layout: StageLayout | None = None) -> Tensor:
+
+def stage_matrices(table, layout: StageLayout | None = None) -> Tensor:
     """Linear-combination matrices of every fused stage update, ``(steps, stages, max_outputs, max_inputs)``.
 
     Stage ``i`` of step ``n`` computes, with ``k_i = (A_i / s_i) xin + B_i y`` (``xin = s_i x_i``),
@@ -201,29 +137,63 @@ def stage_matrices(table: CoefficientTable, layout: StageLayout | None = None) -
     return M
 
 
-#: Euler-Maruyama: one evaluation per step, reading the Brownian increment ``xi`` as a fifth buffer.
+#: The final denoising evaluation: ``x1 = c0 xin + c1 y`` (one row over the model input and output).
+DENOISE_LAYOUT = StageLayout(inputs=(("xin", "y"),), outputs=(("out",),), kept=())
+
+#: Euler-Maruyama: one evaluation per step, reading the Brownian increment ``xi`` as a fourth buffer.
 SDE_LAYOUT = StageLayout(inputs=(("xin", "y", "x", "xi"),), outputs=(("x", "xin"),), kept=())
 
 
-def sde_matrices(drift: Drift, table: CoefficientTable, eps: Tensor) -> Tensor:
+def sde_matrices(table, A_score: Tensor, B_score: Tensor, eps: Tensor) -> Tensor:
     """Fused Euler-Maruyama updates ``(steps, 1, 2, 4)`` for ``dX = [b + eps s] dt + sqrt(2 eps) dW``.
 
-    With ``k = A x + B y`` (drift) and ``s = A_s x + B_s y`` (score) at the step's start,
-    ``x_new = x + h (k + e s) + sqrt(2 e h) xi`` and ``xin' = s_next x_new``, over inputs ``(xin, y, x, xi)``.
+    With ``k = A x + B y`` (drift, from the one-stage ``table``) and ``s = A_s x + B_s y`` (score) at the step's
+    start, ``x_new = x + h (k + e s) + sqrt(2 e h) xi`` and ``xin' = s_next x_new``, over inputs ``(xin, y, x, xi)``.
 
     Args:
-        drift: the drift the ``table`` was built for (with method ``euler``).
-        table: its coefficient table.
-        eps: diffusion at the step start times, shaped ``(steps,)``, float64, ``>= 0``.
+        table: the run's :class:`~fastinterp.CoefficientTable` (method ``euler``).
+        A_score, B_score: the score's coefficients at the step start times, ``(steps,)``.
+        eps: diffusion at the step start times, ``(steps,)``, float64, ``>= 0``.
     """
     if table.solver.stages != 1:
         raise ValueError(f"Euler-Maruyama needs the one-stage table (method 'euler'), got {table.solver.name!r}")
-    _, _, _, As, Bs = _evaluation_coefficients(drift, table.t, "score")
     h = table.grid[1:] - table.grid[:-1]
     e = eps.to(torch.float64).reshape(-1)
     A, B, scale = table.A[:, 0], table.B[:, 0], table.scale[:, 0]
     next_scale = torch.cat([table.scale[1:, 0], table.denoise[1].reshape(1)])
     row = torch.stack(
-        [h * (A + e * As[:, 0]) / scale, h * (B + e * Bs[:, 0]), torch.ones_like(h), torch.sqrt(2 * e * h)], dim=1
+        [h * (A + e * A_score) / scale, h * (B + e * B_score), torch.ones_like(h), torch.sqrt(2 * e * h)], dim=1
     )
     return torch.stack([row, next_scale.unsqueeze(1) * row], dim=1).unsqueeze(1)
+
+
+def guided(layout: StageLayout, M: Tensor) -> tuple[StageLayout, Tensor, Tensor]:
+    """Classifier-free guidance folded into the updates: ``(layout', base, delta)``, matrices ``base + w delta``.
+
+    The model runs once on the doubled batch ``[x'; x']`` with ``[null_cond; cond]``; its halves ``y`` (unconditional)
+    and ``yc`` (conditional) replace ``y`` as two inputs, so a combination that used ``c y`` now uses
+    ``c (1 - w) y + c w yc = c (y + w (yc - y))``, the guided prediction in the model's own prediction type (before
+    the transfer map, which is affine in it). The next model input ``xin`` is also written to ``xinc``, the second
+    half of the doubled model input. ``M`` is ``(..., outputs, inputs)`` over ``layout``'s buffers.
+    """
+    inputs, outputs = [], []
+    for ins, outs in zip(layout.inputs, layout.outputs, strict=True):
+        inputs.append(tuple(n for name in ins for n in ((name, "yc") if name == "y" else (name,))))
+        outputs.append(tuple(n for name in outs for n in ((name, "xinc") if name == "xin" else (name,))))
+    new = StageLayout(tuple(inputs), tuple(outputs), layout.kept)
+    shape = (*M.shape[:-2], new.max_outputs, new.max_inputs)
+    base, delta = M.new_zeros(shape), M.new_zeros(shape)
+    for i, (ins, outs) in enumerate(zip(new.inputs, new.outputs, strict=True)):
+        old_ins, old_outs = layout.inputs[i], layout.outputs[i]
+        for o, out in enumerate(outs):
+            src = old_outs.index("xin" if out == "xinc" else out)
+            for j, name in enumerate(ins):
+                if name == "yc":
+                    c = M[..., i, src, old_ins.index("y")]
+                    base[..., i, o, j], delta[..., i, o, j] = 0.0, c
+                else:
+                    c = M[..., i, src, old_ins.index(name)]
+                    base[..., i, o, j] = c
+                    if name == "y":
+                        delta[..., i, o, j] = -c
+    return new, base, delta
