@@ -169,20 +169,24 @@ def _math_dtype(inputs: list[Tensor]) -> torch.dtype:
     return torch.float64 if any(v.dtype == torch.float64 for v in inputs) else torch.float32
 
 
+def _check_like(kind: str, tensors: list[Tensor], first: Tensor) -> None:
+    """Every tensor has one of the four dtypes and ``first``'s shape and device (``kind``: input or output)."""
+    for j, v in enumerate(tensors):
+        if v.dtype not in _CODES:
+            raise TypeError(f"lincomb {kind} {j} has dtype {v.dtype}; expected one of {', '.join(map(str, _DTYPES))}")
+        if v.shape != first.shape or v.device != first.device:
+            raise ValueError(
+                f"lincomb {kind} {j} is {tuple(v.shape)} on {v.device}; expected "
+                f"{tuple(first.shape)} on {first.device} like input 0"
+            )
+
+
 def _check(inputs: list[Tensor], coef: Tensor, num_out: int) -> None:
     if not 1 <= len(inputs) <= MAX_INPUTS:
         raise ValueError(f"lincomb takes 1..{MAX_INPUTS} inputs, got {len(inputs)}")
     if not 1 <= num_out <= MAX_OUTPUTS:
         raise ValueError(f"lincomb writes 1..{MAX_OUTPUTS} outputs, got {num_out}")
-    first = inputs[0]
-    for j, v in enumerate(inputs):
-        if v.dtype not in _CODES:
-            raise TypeError(f"lincomb input {j} has dtype {v.dtype}; expected one of {', '.join(map(str, _DTYPES))}")
-        if v.shape != first.shape or v.device != first.device:
-            raise ValueError(
-                f"lincomb input {j} is {tuple(v.shape)} on {v.device}; expected "
-                f"{tuple(first.shape)} on {first.device} like input 0"
-            )
+    _check_like("input", inputs, inputs[0])
     if coef.ndim != 2 or coef.shape[0] < num_out or coef.shape[1] < len(inputs):
         raise ValueError(f"coef must be at least ({num_out}, {len(inputs)}), got {tuple(coef.shape)}")
 
@@ -193,18 +197,6 @@ def _out_dtypes(inputs: list[Tensor], num_out: int, out_like: list[int] | None) 
     if len(out_like) != num_out or not all(0 <= k < len(inputs) for k in out_like):
         raise ValueError(f"out_like must hold {num_out} input indices in 0..{len(inputs) - 1}, got {out_like}")
     return [inputs[k].dtype for k in out_like]
-
-
-def _check_outputs(inputs: list[Tensor], outputs: list[Tensor]) -> None:
-    first = inputs[0]
-    for o, v in enumerate(outputs):
-        if v.dtype not in _CODES:
-            raise TypeError(f"lincomb output {o} has dtype {v.dtype}; expected one of {', '.join(map(str, _DTYPES))}")
-        if v.shape != first.shape or v.device != first.device:
-            raise ValueError(
-                f"lincomb output {o} is {tuple(v.shape)} on {v.device}; expected "
-                f"{tuple(first.shape)} on {first.device} like input 0"
-            )
 
 
 def lincomb(inputs: list[Tensor], coef: Tensor, outputs: list[Tensor], *, block: int = 1024) -> list[Tensor]:
@@ -224,7 +216,7 @@ def lincomb(inputs: list[Tensor], coef: Tensor, outputs: list[Tensor], *, block:
     if not HAS_TRITON:
         raise RuntimeError("lincomb needs Triton; use lincomb_cpu or lincomb_ref")
     _check(inputs, coef, len(outputs))
-    _check_outputs(inputs, outputs)
+    _check_like("output", outputs, inputs[0])
     for v in (*inputs, *outputs):
         if not v.is_contiguous():
             raise ValueError("lincomb needs contiguous inputs and outputs")
