@@ -317,7 +317,7 @@ def test_native_from_several_python_threads():
 
 @native_only
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_native_after_fork_and_at_exit():
+def test_native_after_fork_and_at_exit(tmp_path):
     # A child forked after the pool started has none of its threads; the kernel must rebuild them, not hang. The
     # child then exits with the pool's threads asleep: exit must not wait for them.
     code = """
@@ -335,7 +335,8 @@ if pid == 0:
 _, status = os.waitpid(pid, 0)
 sys.exit(os.waitstatus_to_exitcode(status))
 """
-    proc = subprocess.run([sys.executable, "-c", code], timeout=120, capture_output=True, text=True)
+    # cwd elsewhere: from the repository root, `-c` would import the unbuilt source tree, not the installed package
+    proc = subprocess.run([sys.executable, "-c", code], timeout=120, capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
 
 
