@@ -241,3 +241,12 @@ def test_backend_attribute_says_what_ran(gen):
     fused = fi.Sampler(drift, steps=2, backend="fused")
     fused(torch.randn(2, 3, generator=gen))
     assert fused.backend == "fused"
+
+
+def test_denoising_and_plain_runs_of_one_model_get_their_own_graphs(gen):
+    """Same model, tableau and length: the whole-run graph with the final denoising is not the one without."""
+    drift = _mixture(4).drift(fi.Linear(), "velocity").transfer(fi.Trig())
+    z = torch.randn(3, 4, generator=gen)
+    for denoise in (False, True, False):
+        out = fi.Sampler(drift, steps=2, denoise=denoise, backend="compile")(z)
+        assert _rel(out, fi.sample(drift, z, steps=2, denoise=denoise)) < 1e-12, denoise

@@ -199,7 +199,7 @@ def run(plan: Plan, call: Call) -> Tensor:
     else:
         x, xin = x0.to(acc), x0 * tables.first_scale
         xin = torch.cat([xin, xin]) if call.guided else xin
-    key = (identity, chunk, whole, *common)
+    key = (identity, chunk, whole, whole and plan.denoise, *common)  # a whole-run graph ends with the denoising
     fn, new = _compiled(key, lambda: _loop(model_ref, layout, dlayout, plan, chunk, whole, whole, call.guided, acc))
     start = time.perf_counter()
     # the whole run takes the tables as they are: a view per call costs microseconds at small N
