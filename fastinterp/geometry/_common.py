@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .._utils import check_int
 from .potentials import Potential
 
 __all__ = [
@@ -47,14 +48,6 @@ def check_points(a: object, b: object) -> tuple[Tensor, Tensor]:
     if a.dtype != b.dtype or a.device != b.device:
         raise TypeError(f"a and b must share dtype and device, got {a.dtype}/{a.device} and {b.dtype}/{b.device}")
     return a.detach(), b.detach()
-
-
-def check_int(name: str, v: object, minimum: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise TypeError(f"{name} must be an int, got {type(v).__name__}")
-    if v < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {v}")
-    return v
 
 
 def check_float(name: str, v: object, *, low: float, high: float = math.inf, strict: bool = False) -> float:
