@@ -9,6 +9,10 @@ import sys
 __all__ = ["main"]
 
 
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help shows every option's default and keeps descriptions' line breaks (every parser uses it)."""
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -258,10 +262,12 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fastinterp", description=__doc__)
+    parser = argparse.ArgumentParser(prog="fastinterp", description=__doc__, formatter_class=_Formatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="reproduce the Lipschitz paper's headline results with exact drifts")
+    demo = sub.add_parser(
+        "demo", help="reproduce the Lipschitz paper's headline results with exact drifts", formatter_class=_Formatter
+    )
     demo.add_argument("--out", default=".", help="folder for fastinterp_demo.png (default: current folder)")
     demo.add_argument("--no-plot", action="store_true", help="print the tables only")
     demo.add_argument("--mixture-samples", type=_positive_int, default=4000)
@@ -271,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
     demo.set_defaults(func=_cmd_demo)
 
-    tr = sub.add_parser("train", help="train a model with the linear schedule on an array of samples")
+    tr = sub.add_parser(
+        "train", help="train a model with the linear schedule on an array of samples", formatter_class=_Formatter
+    )
     tr.add_argument("--data", required=True,
                     help="a dataset directory (fastinterp pde generate), or a .npy/.pt array (n, ...)")  # fmt: skip
     tr.add_argument("--model", required=True, help="tiny-1d, tiny-2d, small-2d, 1d-1m, 2d-2m or mlp:<dim>")
@@ -286,17 +294,23 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=0)
     tr.set_defaults(func=_cmd_train)
 
-    ex = sub.add_parser("experiment", help="train once (linear), sample with Linear and LipschitzOptimal, compare")
+    ex = sub.add_parser(
+        "experiment",
+        help="train once (linear), sample with Linear and LipschitzOptimal, compare",
+        formatter_class=_Formatter,
+    )
     ex.add_argument("dataset", choices=["grf", "ns", "ac"])
     ex.add_argument("--preset", default="cpu", choices=["tiny", "cpu", "paper"])
     ex.add_argument("--out", default="experiment")
     ex.add_argument("--seed", type=int, default=0)
     ex.set_defaults(func=_cmd_experiment)
 
-    pde = sub.add_parser("pde", help="PDE datasets: generate, info, plot, export").add_subparsers(
-        dest="pde_command", required=True
+    pde = sub.add_parser(
+        "pde", help="PDE datasets: generate, info, plot, export", formatter_class=_Formatter
+    ).add_subparsers(dest="pde_command", required=True)
+    gen = pde.add_parser(
+        "generate", help="generate a dataset (resumable; torchrun splits it across ranks)", formatter_class=_Formatter
     )
-    gen = pde.add_parser("generate", help="generate a dataset (resumable; torchrun splits it across ranks)")
     gen.add_argument("equation", choices=["navier-stokes", "grf", "allen-cahn"])
     gen.add_argument("--num", type=_positive_int, help="number of trajectories")
     gen.add_argument("--res", type=_positive_int, help="grid points per side (Allen-Cahn: N, for N + 1 nodes)")
@@ -309,23 +323,31 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--resume", action="store_true", help="finish an interrupted dataset in --out")
     gen.add_argument("--quiet", action="store_true", help="no progress line")
     gen.set_defaults(func=_cmd_pde_generate)
-    inf = pde.add_parser("info", help="contents, integrity and statistics of a dataset")
+    inf = pde.add_parser("info", help="contents, integrity and statistics of a dataset", formatter_class=_Formatter)
     inf.add_argument("dir")
     inf.set_defaults(func=_cmd_pde_info)
-    plo = pde.add_parser("plot", help="snapshots and energy spectrum as a PNG")
+    plo = pde.add_parser("plot", help="snapshots and energy spectrum as a PNG", formatter_class=_Formatter)
     plo.add_argument("dir")
     plo.add_argument("--out", required=True)
     plo.set_defaults(func=_cmd_pde_plot)
-    exp = pde.add_parser("export", help="export shards as .pt tensors or .npy arrays (trajectory, time, *grid)")
+    exp = pde.add_parser(
+        "export",
+        help="export shards as .pt tensors or .npy arrays (trajectory, time, *grid)",
+        formatter_class=_Formatter,
+    )
     exp.add_argument("dir")
     exp.add_argument("--format", choices=["pt", "npy"], default="pt")
     exp.add_argument("--out", required=True)
     exp.set_defaults(func=_cmd_pde_export)
 
     # listed for --help; main() hands `geodesic ...` straight to the demo's own parser
-    sub.add_parser("geodesic", help="likely paths between points of a 2-D mixture vs straight lines (PNG)")
+    sub.add_parser(
+        "geodesic",
+        help="likely paths between points of a 2-D mixture vs straight lines (PNG)",
+        formatter_class=_Formatter,
+    )
 
-    info = sub.add_parser("info", help="versions and native build information")
+    info = sub.add_parser("info", help="versions and native build information", formatter_class=_Formatter)
     info.set_defaults(func=_cmd_info)
     return parser
 
