@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 from torch import Tensor
 
-from ._utils import as_time_like, check_output, expand_like
+from ._utils import as_time_like, check_output, check_schedule, expand_like
 from .predictions import check_prediction, conversion_coefficients
 from .schedules import Linear, Schedule
 from .transfer import TransferredModel, transfer_coefficients
@@ -48,9 +48,7 @@ class Drift:
     def __init__(self, model: Model, schedule: Schedule | None = None, prediction: str = "velocity") -> None:
         if not callable(model):
             raise TypeError(f"model must be callable as model(x, t), got {type(model).__name__}")
-        schedule = Linear() if schedule is None else schedule
-        if not isinstance(schedule, Schedule):
-            raise TypeError(f"schedule must be a fastinterp Schedule, got {type(schedule).__name__}")
+        schedule = Linear() if schedule is None else check_schedule("schedule", schedule)
         self.model = model
         self.schedule = schedule
         self.prediction = check_prediction(prediction)
@@ -61,18 +59,22 @@ class Drift:
         return self.model.source if isinstance(self.model, TransferredModel) else self
 
     def coefficients(
-        self, t: Tensor, outputs: Sequence[str]
+        self, t: Tensor, outputs: Sequence[str], *, check: bool = True
     ) -> tuple[Model, Tensor, Tensor | None, list[tuple[Tensor | float, Tensor | float]]]:
         """This drift unfolded: ``(model, t', s, [(cx, cy), ...])`` with ``output(t, x) = cx x + cy model(s x, t')``.
 
         ``model`` is the source's raw model (transfers unfolded), ``s`` is None without a transfer (``s = 1``,
         ``t' = t``). Every prediction of every output name is exact; the coefficients are shaped like ``t``.
+        A transfer checks that its source represents the target's noise levels at ``t`` (``ValueError`` otherwise,
+        :func:`fastinterp.transfer_time`); ``check=False`` skips that where the same times were checked before.
         """
         for out in outputs:
             check_prediction(out)
         if isinstance(self.model, TransferredModel):
             src = self.source
-            tp, scale, coefs = transfer_coefficients(src.schedule, src.prediction, self.schedule, t, outputs)
+            tp, scale, coefs = transfer_coefficients(
+                src.schedule, src.prediction, self.schedule, t, outputs, check=check
+            )
             return src.model, tp, scale, coefs
         s = self.schedule(t)
         return self.model, t, None, [conversion_coefficients(self.prediction, out, s) for out in outputs]
@@ -82,15 +84,21 @@ class Drift:
         return _plain_call(self.model, x, as_time_like(t, x))
 
     def convert(
-        self, x: Tensor, t: Tensor | float, outputs: Sequence[str], *, call: ModelCall | None = None
+        self,
+        x: Tensor,
+        t: Tensor | float,
+        outputs: Sequence[str],
+        *,
+        call: ModelCall | None = None,
+        check: bool = True,
     ) -> list[Tensor]:
         """Several predictions at ``(x, t)`` from one model evaluation, e.g. ``["velocity", "score"]``.
 
         ``call(model, x', t')`` evaluates the raw model (default: ``model(x', t')``, checked); samplers pass one that
-        adds conditioning and guidance and casts to the model's precision.
+        adds conditioning and guidance and casts to the model's precision. ``check`` as in :meth:`coefficients`.
         """
         t = as_time_like(t, x)
-        model, tp, scale, coefs = self.coefficients(t, outputs)
+        model, tp, scale, coefs = self.coefficients(t, outputs, check=check)
         xin = x if scale is None else expand_like(scale, x) * x
         y = (call or _plain_call)(model, xin, tp)
         return [_affine(cx, x, cy, y) for cx, cy in coefs]
@@ -119,8 +127,7 @@ class Drift:
         Transferring an already transferred drift goes straight from the original source: chains of transfers
         cost one model evaluation and no extra rounding.
         """
-        if not isinstance(schedule, Schedule):
-            raise TypeError(f"schedule must be a fastinterp Schedule, got {type(schedule).__name__}")
+        check_schedule("schedule", schedule)
         model = TransferredModel(self.source, schedule)
         return Drift(model, schedule=schedule, prediction=model.prediction)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
@@ -48,12 +48,15 @@ def _as_time(t: Tensor | float) -> Tensor:
     raise TypeError(f"t must be a tensor or a float, got {type(t).__name__}")
 
 
-def _check_positive_finite(name: str, value: float) -> float:
+def _check_in_range(owner: str, name: str, value: object, low: float, high: float, *, low_open: bool = False) -> float:
+    """``value`` as a float if it lies in the accurate range ``[low, high]`` (``(low, high]`` with ``low_open``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        raise TypeError(f"{owner}: {name} must be a real number, got {type(value).__name__} {value!r}")
     value = float(value)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be finite and > 0, got {value}")
+    inside = (low < value if low_open else low <= value) and value <= high
+    if not inside:
+        bounds = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+        raise ValueError(f"{owner}: {name} must lie in {bounds}, the range where it is accurate, got {value!r}")
     return value
 
 
@@ -125,13 +128,17 @@ class Linear(Schedule):
 
 
 class Trig(Schedule):
-    """``alpha = cos(pi t / 2)``, ``beta = sin(pi t / 2)`` (variance preserving)."""
+    """``alpha = cos(pi t / 2)``, ``beta = sin(pi t / 2)`` (variance preserving).
+
+    ``alpha`` is evaluated as ``sin(pi (1 - t) / 2)``: ``cos`` near ``pi / 2`` would keep only the absolute accuracy
+    of its argument (``alpha(1 - 1e-12)`` off by 3e-5 relative), and ``alpha(1) = 0`` exactly.
+    """
 
     variance_preserving = True
 
     def evaluate(self, t: Tensor) -> ScheduleOutput:
         h = 0.5 * math.pi
-        c, s = torch.cos(h * t), torch.sin(h * t)
+        c, s = torch.sin(h * (1 - t)), torch.sin(h * t)
         return ScheduleOutput(c, s, -h * s, h * c)
 
     def invert_ratio(self, alpha: Tensor, beta: Tensor) -> Tensor:
@@ -141,48 +148,71 @@ class Trig(Schedule):
 class LipschitzOptimal(Schedule):
     """Schedule minimising the drift's Lipschitz constant for a Gaussian with spectral ratio ``lam``.
 
-    ``alpha^2 = (lam - lam^t) / (lam - 1)``, ``beta^2 = (lam^t - 1) / (lam - 1)`` (variance preserving).
-    Evaluated in the stable form ``beta^2 = expm1(t L) / expm1(L)``, ``alpha^2 = expm1((t - 1) L) / expm1(-L)``
-    with ``L = ln lam``, accurate for ``lam`` from 1e-14 to 1e8 and arbitrarily close to 1; ``lam = 1`` is the
-    limit ``alpha^2 = 1 - t``, ``beta^2 = t``. For a 1-D Gaussian of variance ``M`` and ``lam = M`` the drift's
-    Lipschitz constant is ``|ln M| / 2`` at every t.
+    ``alpha^2 = (lam - lam^t) / (lam - 1)``, ``beta^2 = (lam^t - 1) / (lam - 1)`` (variance preserving). With
+    ``K = |ln lam|`` and ``E = expm1(-K)`` it is evaluated in forms whose every intermediate lies in ``[-1, 1]``
+    (no overflow in any dtype): for ``lam < 1``
+
+        beta^2 = expm1(-t K) / E,   alpha^2 = exp(-t K) expm1(-(1 - t) K) / E,   d(beta^2)/dt = K exp(-t K) / -E,
+
+    and the mirror image (``t <-> 1 - t``, ``alpha <-> beta``) for ``lam > 1``; ``lam = 1`` is the limit
+    ``alpha^2 = 1 - t``, ``beta^2 = t``. For a 1-D Gaussian of variance ``M`` and ``lam = M`` the drift's Lipschitz
+    constant is ``|ln M| / 2`` at every t.
+
+    Accurate range (:attr:`lam_range`, enforced): ``1e-280 <= lam <= 1e280``. Inside it, values, derivatives and
+    :meth:`invert_ratio` agree with a 60-digit reference to ``1e-12`` relative in float64 for t in
+    ``[1e-12, 1 - 1e-12]`` (tests/test_edges.py), and ``alpha^2``, ``beta^2`` stay normal floats there. Beyond
+    ``1e-300`` (resp. ``1e300``) ``alpha^2`` near ``t = 1`` (``beta^2`` near 0) becomes subnormal and loses digits.
+    In float32 the same forms are finite, but values below ``1e-38`` underflow: for extreme ``lam`` that happens
+    inside ``(0, 1)`` (``alpha = 1e-75`` at ``t = 0.5`` for ``lam = 1e-300``); keep such schedules in float64.
 
     Args:
-        lam: target/base variance ratio in the stiffest mode, ``> 0`` (e.g. ``GaussianRandomField.nyquist_ratio()``).
+        lam: target/base variance ratio in the stiffest mode (e.g. ``GaussianRandomField.nyquist_ratio()``).
     """
 
     variance_preserving = True
+    #: The accurate range of ``lam``, both ends included.
+    lam_range: ClassVar[tuple[float, float]] = (1e-280, 1e280)
 
     def __init__(self, lam: float) -> None:
-        self.lam = _check_positive_finite("lam", lam)
+        self.lam = _check_in_range("LipschitzOptimal", "lam", lam, *self.lam_range)
         self._L = math.log(self.lam)
+        self._K = abs(self._L)
+        self._E = math.expm1(-self._K)  # in (-1, 0); 0 only for lam = 1
+        self._rate = self._K / -self._E if self._K else 1.0  # K / (1 - exp(-K)), the peak of d(beta^2)/dt
+        # log(expm1(K)) = K + log(1 - exp(-K)), for the overflow-free inverse when lam > 1
+        self._log_expm1K = self._K + math.log(-self._E) if self._K else -math.inf
 
-    def _beta2_dbeta2(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        L = self._L
-        if L == 0.0:
-            return t, 1 - t, torch.ones_like(t)
-        beta2 = torch.expm1(t * L) / math.expm1(L)
-        alpha2 = torch.expm1((t - 1) * L) / math.expm1(-L)
-        dbeta2 = torch.exp(t * L) * (L / math.expm1(L))
-        return beta2, alpha2, dbeta2
+    def _squares(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(alpha^2, beta^2, d(beta^2)/dt)``."""
+        s = 1 - t
+        if self._K == 0.0:
+            return s, t, torch.ones_like(t)
+        K, E = self._K, self._E
+        if self._L < 0:
+            decay = torch.exp(-K * t)
+            return decay * torch.expm1(-K * s) / E, torch.expm1(-K * t) / E, self._rate * decay
+        decay = torch.exp(-K * s)
+        return torch.expm1(-K * s) / E, decay * torch.expm1(-K * t) / E, self._rate * decay
 
     def evaluate(self, t: Tensor) -> ScheduleOutput:
-        beta2, alpha2, dbeta2 = self._beta2_dbeta2(t)
+        alpha2, beta2, dbeta2 = self._squares(t)
         alpha, beta = torch.sqrt(alpha2), torch.sqrt(beta2)
         return ScheduleOutput(alpha, beta, -0.5 * dbeta2 / alpha, 0.5 * dbeta2 / beta)
 
     def invert_ratio(self, alpha: Tensor, beta: Tensor) -> Tensor:
-        # beta_s^2(t) = q := beta^2 / (alpha^2 + beta^2)  =>  lam^t = 1 + q (lam - 1) = p + q lam, p = 1 - q.
-        # log1p form unless its argument nears -1 (lam << 1, q -> 1); there log(p + q lam), with p computed from
-        # alpha so that 1 - q does not cancel.
+        # beta_s^2(t) = q := beta^2 / (alpha^2 + beta^2)  =>  lam^t = p + q lam, p = 1 - q (computed from alpha, so
+        # that 1 - q does not cancel). lam < 1: t = -log1p(q E) / K, or -log(p + q exp(-K)) / K where q E nears -1.
+        # lam > 1: t = log1p(q expm1(K)) / K = logaddexp(0, log q + log expm1(K)) / K, which cannot overflow.
         norm = alpha * alpha + beta * beta
         q, p = beta * beta / norm, alpha * alpha / norm
-        L = self._L
-        if L == 0.0:
+        K = self._K
+        if K == 0.0:
             return q
-        small = torch.log1p(q * math.expm1(L))
-        large = torch.logaddexp(torch.log(p), torch.log(q) + L)
-        return torch.where(q * math.expm1(L) > -0.5, small, large) / L
+        if self._L > 0:
+            return torch.logaddexp(torch.zeros_like(q), torch.log(q) + self._log_expm1K) / K
+        small = -torch.log1p(q * self._E)
+        large = -torch.logaddexp(torch.log(p), torch.log(q) - K)
+        return torch.where(q * self._E > -0.5, small, large) / K
 
     def __repr__(self) -> str:
         return f"LipschitzOptimal(lam={self.lam:g})"
@@ -191,39 +221,71 @@ class LipschitzOptimal(Schedule):
 class MixtureOptimal(Schedule):
     """Variance-preserving schedule optimal for the mixture ``p N(r, I) + (1 - p) N(-r, I)``, ``M = |r|``.
 
-    ``beta_t^2 = -log(1 + expm1(-M^2) t) / M^2``, ``alpha_t = sqrt(1 - beta_t^2)``. For large ``M`` the
-    logarithm is evaluated as ``logaddexp(log(1 - t), log(t) - M^2)`` so that ``beta_1 = 1`` exactly (the
-    naive form divides 0 by 0 once ``exp(-M^2)`` underflows). Note that ``beta_t`` stays small until t is very
-    close to 1 for large ``M`` (``MixtureOptimal(30)`` has ``beta = 0.087`` at ``t = 1 - 1e-3``): finish sampling
-    with a denoising step (``sample(..., denoise=True)``).
+    ``beta_t^2 = -log(1 + c t) / M^2`` with ``c = expm1(-M^2)``, and ``alpha_t^2 = 1 - beta_t^2`` evaluated as
+    ``log1p((1 - t) expm1(M^2)) / M^2`` (no cancellation near ``t = 1``). Three regimes, chosen at construction:
+
+    - ``M^2 < 1e-30``: the series ``beta^2 = t - M^2 t (1 - t) / 2`` (exact to float64; ``M^2`` may underflow to 0,
+      the limit ``alpha^2 = 1 - t``, ``beta^2 = t``), where ``log1p(c t) / M^2`` would divide by a subnormal;
+    - ``M^2 < 1``: the ``log1p`` forms above;
+    - ``M^2 >= 1``: logarithms as ``log(1 + c t) = logaddexp(log(1 - t), log(t) - M^2)`` and
+      ``log1p((1 - t) expm1(M^2)) = logaddexp(0, log(1 - t) + log expm1(M^2))``, so ``beta_1 = 1`` exactly and
+      nothing overflows once ``exp(-M^2)`` underflows.
+
+    Accurate range (:attr:`M_range`, enforced): ``0 < M <= 1e140``. Inside it values, derivatives and
+    :meth:`invert_ratio` agree with a 60-digit reference to ``1e-12`` relative in float64 for t in
+    ``[1e-12, 1 - 1e-12]`` (tests/test_edges.py); beyond ``1e140`` ``beta^2 ~ t / M^2`` turns subnormal at small t
+    and ``M^2`` overflows past ``1.3e154``. Note that ``beta_t`` stays small until t is very close to 1 for large
+    ``M`` (``MixtureOptimal(30)`` has ``beta = 0.087`` at ``t = 1 - 1e-3``): finish sampling with a denoising step
+    (``sample(..., denoise=True)``). As the *source* of a transfer it reaches small noise-to-signal ratios only at
+    times that float64 cannot represent (for ``M = 20``, ``alpha/beta < 3`` needs ``1 - t < 1e-16``): such
+    transfers raise (:func:`fastinterp.transfer_time`).
 
     Args:
         M: norm of the mixture's mean offset ``|r|``, ``> 0``.
     """
 
     variance_preserving = True
+    #: The accurate range of ``M``: ``M_range[0] < M <= M_range[1]``.
+    M_range: ClassVar[tuple[float, float]] = (0.0, 1e140)
 
     def __init__(self, M: float) -> None:
-        self.M = _check_positive_finite("M", M)
-        self._M2 = self.M * self.M
-        self._c = math.expm1(-self._M2)  # in (-1, 0)
+        self.M = _check_in_range("MixtureOptimal", "M", M, *self.M_range, low_open=True)
+        M2 = self.M * self.M
+        self._M2 = M2
+        self._c = math.expm1(-M2)  # in (-1, 0]
+        if M2 < 1e-30:
+            self._regime, self._rate = "series", 1.0 - 0.5 * M2
+        elif M2 < 1.0:
+            self._regime, self._rate, self._C = "log1p", -self._c / M2, math.expm1(M2)
+        else:
+            self._regime, self._rate = "log", -self._c / M2
+            self._log_expm1 = M2 + math.log(-self._c)  # log(expm1(M^2)) without overflow
 
-    def _log1p_ct(self, t: Tensor) -> Tensor:
-        if self._M2 < 1.0:
-            return torch.log1p(self._c * t)
-        return torch.logaddexp(torch.log1p(-t), torch.log(t) - self._M2)
+    def _squares(self, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(alpha^2, beta^2, d(beta^2)/dt)``; ``d(beta^2)/dt = -c / (M^2 (1 + c t))``."""
+        M2, s = self._M2, 1 - t
+        if self._regime == "series":
+            ts = t * s
+            return s + 0.5 * M2 * ts, t - 0.5 * M2 * ts, self._rate + M2 * t
+        if self._regime == "log1p":
+            log1p_ct = torch.log1p(self._c * t)
+            return torch.log1p(self._C * s) / M2, -log1p_ct / M2, self._rate * torch.exp(-log1p_ct)
+        log_s = torch.log1p(-t)
+        log1p_ct = torch.logaddexp(log_s, torch.log(t) - M2)
+        alpha2 = torch.logaddexp(torch.zeros_like(t), log_s + self._log_expm1) / M2
+        return alpha2, -log1p_ct / M2, self._rate * torch.exp(-log1p_ct)
 
     def evaluate(self, t: Tensor) -> ScheduleOutput:
-        log1p_ct = self._log1p_ct(t)
-        beta2 = -log1p_ct / self._M2
-        # d(beta^2)/dt = -c / ((1 + c t) M^2)
-        dbeta2 = torch.exp(-log1p_ct) * (-self._c / self._M2)
-        alpha, beta = torch.sqrt(1 - beta2), torch.sqrt(beta2)
+        alpha2, beta2, dbeta2 = self._squares(t)
+        alpha, beta = torch.sqrt(alpha2), torch.sqrt(beta2)
         return ScheduleOutput(alpha, beta, -0.5 * dbeta2 / alpha, 0.5 * dbeta2 / beta)
 
     def invert_ratio(self, alpha: Tensor, beta: Tensor) -> Tensor:
-        # beta_s^2(t) = q  =>  1 + c t = exp(-M^2 q)  =>  t = expm1(-M^2 q) / c
-        q = beta * beta / (alpha * alpha + beta * beta)
+        # beta_s^2(t) = q  =>  1 + c t = exp(-M^2 q)  =>  t = expm1(-M^2 q) / c  (series: t = q + M^2 q p / 2).
+        norm = alpha * alpha + beta * beta
+        q = beta * beta / norm
+        if self._regime == "series":
+            return q + 0.5 * self._M2 * q * (alpha * alpha / norm)
         return torch.expm1(-self._M2 * q) / self._c
 
     def __repr__(self) -> str:
@@ -308,7 +370,7 @@ class Tabulated(Schedule):
         if not (t[1:] > t[:-1]).all() or t[0] != 0 or t[-1] != 1:
             raise ValueError(f"t must increase strictly from 0 to 1, got {t.tolist()}")
         if not (beta[1:] >= beta[:-1]).all() or beta[0] != 0 or beta[-1] != 1:
-            raise ValueError("beta must be non-decreasing from 0 to 1")
+            raise ValueError(f"beta must be non-decreasing from 0 to 1, got {beta.tolist()}")
         self._beta = _Pchip(t, beta)
         self._alpha = None
         if alpha is not None:
@@ -316,7 +378,7 @@ class Tabulated(Schedule):
             if alpha.shape != t.shape or not torch.isfinite(alpha).all():
                 raise ValueError(f"alpha must be finite and shaped like t {tuple(t.shape)}, got {tuple(alpha.shape)}")
             if not (alpha[1:] <= alpha[:-1]).all() or alpha[0] != 1 or alpha[-1] != 0:
-                raise ValueError("alpha must be non-increasing from 1 to 0")
+                raise ValueError(f"alpha must be non-increasing from 1 to 0, got {alpha.tolist()}")
             self._alpha = _Pchip(t, alpha)
         self.variance_preserving = alpha is None
 

@@ -1,10 +1,11 @@
 """The eager backend: the reference loops every fast backend is tested against.
 
 Schedules and the transfer map are evaluated at every stage through :meth:`fastinterp.Drift.convert` (nothing
-comes from the coefficient tables), in the accumulation dtype (float64 for float64 states, float32 otherwise); the
-model sees its input in the state's own dtype. Non-finite states are detected without a host synchronisation per
-step: the index of the first bad step is tracked on the device and checked once at the end, and the error names
-that step and its time.
+comes from the coefficient tables; building the plan's table once checks that a transfer's source reaches every
+stage time, so the per-stage calls skip that check), in the accumulation dtype (float64 for float64 states,
+float32 otherwise); the model sees its input in the state's own dtype. Non-finite states are detected without a
+host synchronisation per step: the index of the first bad step is tracked on the device and checked once at the
+end, and the error names that step and its time.
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ class FiniteWatch:
             bad = ~torch.isfinite(x).all()
             self.first_bad = torch.where(bad & (self.first_bad < 0), step, self.first_bad)
 
-    def raise_if_bad(self, grid: Tensor, what: str) -> None:
+    def raise_if_bad(self, grid: Tensor, what: str, x0: Tensor) -> None:
         if self.enabled:
             i = int(self.first_bad)  # the one host synchronisation of the run
+            if i == 0 and not bool(torch.isfinite(x0).all()):  # checked only after a failure: no cost otherwise
+                bad = int((~torch.isfinite(x0)).sum())
+                raise ValueError(f"{what}: x0 holds {bad} non-finite value(s) (nan or inf) of {x0.numel()}")
             if i >= 0:
                 raise FloatingPointError(
                     f"{what}: the state became non-finite in step {i} (t = {float(grid[i]):.6g} -> "
@@ -52,11 +56,12 @@ def run(plan: Plan, x0: Tensor, conditioning: Conditioning | None, generator: to
     x = x0.to(acc)
     grid = plan.grid.to(device=x.device, dtype=acc)
     watch = FiniteWatch(x, plan.check_finite)
+    plan.table  # noqa: B018 - built once (cached): it checks that a transfer's source reaches every stage time
     if plan.sde:
         eps = plan.eps.to(device=x.device, dtype=acc)
         for i in range(plan.steps):
             t, h = grid[i], grid[i + 1] - grid[i]
-            v, s = drift.convert(x, t, ("velocity", "score"), call=call)
+            v, s = drift.convert(x, t, ("velocity", "score"), call=call, check=False)
             noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=acc)
             x = x + (v + eps[i] * s) * h + torch.sqrt(2 * eps[i] * h) * noise
             watch.update(x, i)
@@ -64,13 +69,13 @@ def run(plan: Plan, x0: Tensor, conditioning: Conditioning | None, generator: to
     else:
 
         def velocity(x: Tensor, t: Tensor) -> Tensor:
-            return drift.convert(x, t, ("velocity",), call=call)[0]
+            return drift.convert(x, t, ("velocity",), call=call, check=False)[0]
 
         for i in range(plan.steps):
             x = solver.step(velocity, x, grid[i], grid[i + 1] - grid[i])
             watch.update(x, i)
         what = f"sample(method={solver.name!r})"
-    watch.raise_if_bad(grid, what)
+    watch.raise_if_bad(grid, what, x0)
     if plan.denoise:
         x = drift.convert(x, grid[-1], ("x1",), call=call)[0]
     return x.to(x0.dtype)

@@ -1,7 +1,8 @@
 """Analytic targets: distributions with exact denoisers, hence exact drifts under every schedule.
 
 They are the test oracles and benchmark workloads of fastinterp: ``target.drift(schedule)`` is a
-:class:`~fastinterp.Drift` whose model is exact, usable anywhere a trained network would be.
+:class:`~fastinterp.Drift` whose model is exact (by default it predicts the velocity ``alpha' z^ + beta' x1^``
+from both closed-form denoisers), usable anywhere a trained network would be.
 """
 
 from .base import Target

@@ -41,8 +41,14 @@ class Target:
         """The data denoiser ``x1^ = E[x1 | alpha z + beta x1 = x]`` (see :meth:`denoisers`)."""
         return self.denoisers(x, alpha, beta)[1]
 
-    def drift(self, schedule: Schedule, prediction: str = "x1") -> Drift:
-        """The exact drift of this target under ``schedule``, with a model predicting ``prediction``."""
+    def drift(self, schedule: Schedule, prediction: str = "velocity") -> Drift:
+        """The exact drift of this target under ``schedule``, with a model predicting ``prediction``.
+
+        The default ``"velocity"`` model returns ``alpha' z^ + beta' x1^`` from both closed-form denoisers, so the
+        drift itself involves no conversion (the ``(alpha'/alpha) x + (beta' - alpha' beta / alpha) x1^`` form an
+        ``"x1"`` model needs cancels near ``t = 1``, by ``1e-5`` relative under ``LipschitzOptimal(1e-12)``). The
+        other predictions emulate a perfect network of that type, conversions included.
+        """
         if not isinstance(schedule, Schedule):
             raise TypeError(f"schedule must be a fastinterp Schedule, got {type(schedule).__name__}")
         return Drift(ExactModel(self, schedule, prediction), schedule=schedule, prediction=prediction)
@@ -54,7 +60,11 @@ class Target:
 
 
 class ExactModel:
-    """``model(x, t)`` giving a target's exact ``prediction`` under ``schedule`` (what a perfect network learns)."""
+    """``model(x, t)`` giving a target's exact ``prediction`` under ``schedule`` (what a perfect network learns).
+
+    Every prediction is ``u z^ + w x1^`` (:func:`~fastinterp.predictions.prediction_weights`) from the two
+    closed-form denoisers, never one denoiser recovered from the other.
+    """
 
     def __init__(self, target: Target, schedule: Schedule, prediction: str) -> None:
         self.target, self.schedule, self.prediction = target, schedule, check_prediction(prediction)

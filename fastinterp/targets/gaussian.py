@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from .._utils import expand_like
+from .._utils import check_int, expand_like
 from ..schedules import Schedule, ScheduleOutput
 from .base import Target
 
@@ -54,12 +54,16 @@ class Gaussian(Target):
             raise ValueError(
                 f"var shaped {tuple(var.shape)} does not broadcast to mean's {tuple(mean.shape)}"
             ) from None
-        if not (torch.isfinite(var).all() and (var > 0).all() and torch.isfinite(mean).all()):
-            raise ValueError("var must be finite and > 0 and mean finite")
+        if not (torch.isfinite(var).all() and (var > 0).all()):
+            bad = var[~(torch.isfinite(var) & (var > 0))]
+            raise ValueError(f"var must be finite and > 0, got {bad.numel()} value(s) like {bad.flatten()[0].item()}")
+        if not torch.isfinite(mean).all():
+            raise ValueError(f"mean must be finite, got {int((~torch.isfinite(mean)).sum())} non-finite value(s)")
         self.mean, self.var = mean, var
         self.event_shape = tuple(mean.shape)
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
+        check_int("n", n, 1)
         z = torch.randn((n, *self.event_shape), generator=generator, dtype=self.mean.dtype, device=self.mean.device)
         return self.mean + self.var.sqrt() * z
 

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from .._utils import expand_like
+from .._utils import check_int, expand_like
 from .base import Target
 
 __all__ = ["GaussianMixture"]
@@ -39,6 +39,8 @@ class GaussianMixture(Target):
         if means.ndim < 2:
             raise ValueError(f"means must be shaped (K, *event_shape), got {tuple(means.shape)}")
         K = means.shape[0]
+        if K == 0:
+            raise ValueError(f"means must hold one component at least, got shape {tuple(means.shape)}")
         weights = torch.as_tensor(weights, dtype=means.dtype, device=means.device)
         if weights.shape != (K,):
             raise ValueError(f"weights must be shaped ({K},) to match means, got {tuple(weights.shape)}")
@@ -62,6 +64,7 @@ class GaussianMixture(Target):
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> Tensor:
         """``n`` exact samples shaped ``(n, *event_shape)``."""
+        check_int("n", n, 1)
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         z = torch.randn((n, *self.event_shape), generator=generator, dtype=self.means.dtype, device=self.means.device)
         return self.means[k] + self.var[k].sqrt().reshape(n, *([1] * len(self.event_shape))) * z

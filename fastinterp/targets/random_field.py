@@ -25,6 +25,7 @@ import math
 import torch
 from torch import Tensor
 
+from .._utils import check_int
 from ..schedules import Schedule
 from .base import Target
 from .gaussian import drift_rates
@@ -101,6 +102,7 @@ class GaussianRandomField(Target):
 
     def sample(self, n: int, *, generator: torch.Generator | None = None, device=None) -> Tensor:
         """``n`` exact samples shaped ``(n, *event_shape)``."""
+        check_int("n", n, 1)
         xi = torch.randn((n, *self.event_shape), generator=generator, dtype=self.dtype, device=device)
         return self._filter(xi, self._spectrum(half=True).sqrt().to(device=xi.device, dtype=self.dtype))
 
