@@ -5,7 +5,9 @@ A checkpoint is a ``torch.save`` dict of tensors and plain types only (so it loa
     format: "fastinterp-checkpoint", version: 1,
     model: {"config": {...}, "state": state_dict}, ema: state_dict | None,
     schedule: {"name": ..., params}, prediction: str, normalization: {"mean": float, "std": float},
-    training: {"step": int, "optimizer": ..., "scheduler": ...} (optional, for resuming),
+    training: {"step": int, "optimizer": ..., "scheduler": ..., "generator": ..., "losses": [...], "n_data": int,
+               "data": {"sha256", "shape", "dtype"}, "settings": {"steps", "lr", ...}} (optional, for resuming:
+               :func:`fastinterp.training.train` refuses to resume with other data or settings),
     digest: SHA-256 of the canonical serialisation of all of the above.
 
 Loading refuses files of another format or version and files whose digest does not match (edited or truncated).
@@ -90,7 +92,10 @@ def save_checkpoint(
         training: optional resumable state (step, optimizer and scheduler state dicts).
     """
     if not hasattr(model, "config"):
-        raise TypeError("model must be a fastinterp network with a `config` attribute (fastinterp.models)")
+        raise TypeError(
+            f"model must be a fastinterp network with a `config` attribute (fastinterp.models), "
+            f"got {type(model).__name__}"
+        )
     norm = normalization or {"mean": 0.0, "std": 1.0}
     if not (math.isfinite(norm["mean"]) and math.isfinite(norm["std"]) and norm["std"] > 0):
         raise ValueError(f"normalization must have finite mean and std > 0, got {norm}")
@@ -120,9 +125,12 @@ def load_checkpoint(path: str | Path, *, use_ema: bool = True, map_location: str
     units with ``x * std + mean`` (``payload["normalization"]``).
 
     Raises:
+        FileNotFoundError: ``path`` is not a file.
         ValueError: the file is not a fastinterp checkpoint, has another version, or fails its digest check.
     """
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file" + (" (it is a directory)" if path.is_dir() else ""))
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # unpickling refused, truncated zip, not a torch file...

@@ -60,11 +60,12 @@ def radial_spectrum(fields: Tensor, dim: int = 2) -> Tensor:
         Shaped ``(n_shells,)``: shell ``n`` holds integer wavenumbers with ``round(|n|) = n``.
     """
     if not isinstance(fields, Tensor) or not fields.is_floating_point():
-        raise TypeError(f"fields must be a real floating tensor, got {type(fields).__name__}")
+        got = f"dtype {fields.dtype}" if isinstance(fields, Tensor) else type(fields).__name__
+        raise TypeError(f"fields must be a real floating-point tensor, got {got}")
     if dim not in (1, 2):
         raise ValueError(f"dim must be 1 or 2, got {dim!r}")
-    if fields.ndim < dim:
-        raise ValueError(f"fields must have at least dim={dim} axes, got shape {tuple(fields.shape)}")
+    if fields.ndim < dim or fields.numel() == 0:
+        raise ValueError(f"fields must have at least dim={dim} axes and no empty one, got shape {tuple(fields.shape)}")
     u = torch.fft.fftn(fields, dim=tuple(range(-dim, 0)), norm="ortho")
     power = (u.real**2 + u.imag**2).reshape(-1, *fields.shape[fields.ndim - dim :]).mean(0)
     return shell_sum(power, dim)
@@ -76,8 +77,23 @@ def spectrum_error(E: Tensor, E_ref: Tensor, shells: int | None = None) -> float
     The figure the demo, the tests and the experiments report for radial spectra: 0 for a perfect match, 1 for an
     order of magnitude off on average.
     """
+    for name, v in (("E", E), ("E_ref", E_ref)):
+        if not isinstance(v, Tensor) or v.ndim != 1 or v.numel() < 2:
+            got = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
+            raise ValueError(f"{name} must be a 1-D spectrum of at least 2 shells, got {got}")
+    if E_ref.shape != E.shape:
+        raise ValueError(f"E_ref must have E's shells {tuple(E.shape)}, got {tuple(E_ref.shape)}")
+    if shells is not None:
+        check_int("shells", shells, 1)
+        if shells > E.numel() - 1:
+            raise ValueError(f"shells must be <= {E.numel() - 1} (the spectrum's shells after the mean), got {shells}")
     last = (shells or E.numel() - 1) + 1
     E, E_ref = E.to(torch.float64), E_ref.to(device=E.device, dtype=torch.float64)
+    for name, v in (("E", E), ("E_ref", E_ref)):
+        bad = ~(torch.isfinite(v[1:last]) & (v[1:last] >= 0))
+        if bool(bad.any()):
+            i = int(bad.nonzero()[0]) + 1
+            raise ValueError(f"{name} must be finite and >= 0 (a power spectrum), got {float(v[i])} in shell {i}")
     return float((E[1:last] / E_ref[1:last]).log10().abs().mean())
 
 
@@ -204,10 +220,17 @@ def estimate_lam(
     if reference not in ("max", "base"):
         raise ValueError(f"reference must be 'max' or 'base', got {reference!r}")
     if not isinstance(data, Tensor) or not data.is_floating_point() or data.ndim < 2:
-        raise ValueError("data must be a floating tensor shaped (n_samples, ...)")
+        got = f"{tuple(data.shape)} {data.dtype}" if isinstance(data, Tensor) else type(data).__name__
+        raise ValueError(f"data must be a floating-point tensor shaped (n_samples, ...), got {got}")
     if data.shape[0] < 2:
         raise ValueError(f"data must hold at least 2 samples, got {data.shape[0]}")
+    if max_wavenumber is not None:
+        if method != "fourier":
+            raise ValueError(f"max_wavenumber applies to method='fourier' only, got method={method!r}")
+        check_int("max_wavenumber", max_wavenumber, 1)
     x = data.to(torch.float64)
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"data must be finite, got {int((~torch.isfinite(x)).sum())} nan or inf value(s)")
     if method == "covariance":
         xf = x.flatten(1)
         xf = xf - xf.mean(0)

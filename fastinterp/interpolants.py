@@ -28,7 +28,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ._utils import check_state, expand_like
+from ._utils import check_interval, check_schedule, check_state, expand_like
 from .predictions import check_prediction
 from .schedules import Linear, Schedule
 
@@ -74,9 +74,7 @@ class Interpolant:
     """
 
     def __init__(self, schedule: Schedule | None = None, gamma: str | Callable = "zero") -> None:
-        self.schedule = Linear() if schedule is None else schedule
-        if not isinstance(self.schedule, Schedule):
-            raise TypeError(f"schedule must be a fastinterp Schedule, got {type(self.schedule).__name__}")
+        self.schedule = Linear() if schedule is None else check_schedule("schedule", schedule)
         if isinstance(gamma, str):
             if gamma not in GAMMAS:
                 raise ValueError(f"gamma must be one of {sorted(GAMMAS)} or a callable, got {gamma!r}")
@@ -104,6 +102,18 @@ class Interpolant:
 
     def __repr__(self) -> str:
         return f"Interpolant({self.schedule!r}, gamma={self.gamma_name!r})"
+
+
+def _check_like_x1(name: str, v: object, x1: Tensor, shape: tuple[int, ...]) -> None:
+    """``v`` is a tensor shaped ``shape`` with ``x1``'s dtype and device."""
+    if not isinstance(v, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor shaped {tuple(shape)}, got {type(v).__name__}")
+    if v.shape != shape:
+        raise ValueError(f"{name} must be shaped {tuple(shape)} (like x1), got {tuple(v.shape)}")
+    if v.dtype != x1.dtype:
+        raise TypeError(f"{name} must have x1's dtype {x1.dtype}, got {v.dtype}")
+    if v.device != x1.device:
+        raise ValueError(f"{name} must be on x1's device {x1.device}, got {v.device}")
 
 
 def interpolant_loss(
@@ -135,17 +145,30 @@ def interpolant_loss(
     """
     check_prediction(prediction)
     x1 = check_state("x1", x1)
+    if interpolant is not None and not isinstance(interpolant, Interpolant):
+        raise TypeError(
+            f"interpolant must be a fastinterp Interpolant (e.g. Interpolant(schedule)), got "
+            f"{type(interpolant).__name__} {interpolant!r}"
+        )
     interp = interpolant or Interpolant()
+    t_min, t_max = check_interval(t_min, t_max)
     B = x1.shape[0]
+    if x1.numel() == 0:
+        raise ValueError(
+            f"x1 must hold at least one sample (the loss is a mean over them), got shape {tuple(x1.shape)}"
+        )
     if x0 is None:
         x0 = torch.randn(x1.shape, generator=generator, dtype=x1.dtype, device=x1.device)
-    elif x0.shape != x1.shape:
-        raise ValueError(f"x0 must be shaped like x1 {tuple(x1.shape)}, got {tuple(x0.shape)}")
+    else:
+        _check_like_x1("x0", x0, x1, x1.shape)
     if t is None:
         u = torch.rand(B, generator=generator, dtype=x1.dtype, device=x1.device)
         t = t_min + (t_max - t_min) * u
-    elif t.shape != (B,):
-        raise ValueError(f"t must be shaped ({B},), got {tuple(t.shape)}")
+    else:
+        _check_like_x1("t", t, x1, (B,))
+        if not bool(((t >= 0) & (t <= 1)).all()):  # one host synchronisation, only for times the caller chose
+            bad = t[~((t >= 0) & (t <= 1))]
+            raise ValueError(f"t must lie in [0, 1], got {bad.numel()} value(s) outside, e.g. {float(bad[0])}")
     z = None if interp.one_sided else torch.randn(x1.shape, generator=generator, dtype=x1.dtype, device=x1.device)
     signs = (1.0, -1.0) if antithetic else (1.0,)
     total = x1.new_zeros(())

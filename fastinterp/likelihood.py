@@ -42,7 +42,16 @@ def divergence(drift: Drift, x: Tensor, t: Tensor | float, *, probes: Tensor | N
     Returns:
         ``(b, div)`` shaped ``(B, ...)`` and ``(B,)``.
     """
-    x = x.detach().requires_grad_(True)
+    drift = check_drift(drift)
+    x = check_state("x", x).detach().requires_grad_(True)
+    if probes is not None:
+        if not isinstance(probes, Tensor):
+            raise TypeError(f"probes must be a tensor shaped (K, *x.shape), got {type(probes).__name__}")
+        if probes.ndim != x.ndim + 1 or probes.shape[1:] != x.shape or probes.shape[0] < 1:
+            raise ValueError(
+                f"probes must be shaped (K, *x.shape) = (K, {', '.join(map(str, x.shape))}) with K >= 1, "
+                f"got {tuple(probes.shape)}"
+            )
     with torch.enable_grad():
         b = drift.velocity(x, t)
         div = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)

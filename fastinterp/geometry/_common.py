@@ -21,6 +21,7 @@ __all__ = [
     "BadWatch",
     "Options",
     "Terms",
+    "check_finite",
     "check_float",
     "check_int",
     "check_metric",
@@ -40,14 +41,24 @@ def check_points(a: object, b: object) -> tuple[Tensor, Tensor]:
             raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
         if x.ndim < 1 or x.shape[0] < 1:
             raise ValueError(f"{name} must be shaped (P, *event) with P >= 1, got {tuple(x.shape)}")
-        if not torch.isfinite(x).all():
-            raise ValueError(f"{name} must be finite")
     assert isinstance(a, Tensor) and isinstance(b, Tensor)
     if a.shape != b.shape:
         raise ValueError(f"a and b must have the same shape (P, *event), got {tuple(a.shape)} and {tuple(b.shape)}")
     if a.dtype != b.dtype or a.device != b.device:
         raise TypeError(f"a and b must share dtype and device, got {a.dtype}/{a.device} and {b.dtype}/{b.device}")
+    check_finite("a", a)
+    check_finite("b", b)
     return a.detach(), b.detach()
+
+
+def check_finite(name: str, x: Tensor) -> None:
+    """A ``ValueError`` naming ``x``'s first non-finite entry (its index and value) if it has one."""
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        idx = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"{name} must be finite, got {int(bad.sum())} nan or inf value(s), first {float(x[idx])} at index {idx}"
+        )
 
 
 def check_float(name: str, v: object, *, low: float, high: float = math.inf, strict: bool = False) -> float:

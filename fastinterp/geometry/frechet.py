@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._common import BadWatch, Terms, check_metric, options
+from ._common import BadWatch, Terms, check_finite, check_metric, options
 from ._control import (
     KineticChange,
     Metric,
@@ -115,8 +115,7 @@ def frechet_mean(
         raise TypeError(f"points must be a floating-point tensor shaped (K, *event), got {type(points).__name__}")
     if points.ndim < 1 or points.shape[0] < 1:
         raise ValueError(f"points must be shaped (K, *event) with K >= 1, got {tuple(points.shape)}")
-    if not torch.isfinite(points).all():
-        raise ValueError("points must be finite")
+    check_finite("points", points)
     x = points.detach()
     K, event = x.shape[0], tuple(x.shape[1:])
     d = math.prod(event)
@@ -144,8 +143,7 @@ def frechet_mean(
         if not isinstance(init, Tensor) or tuple(init.shape) != event:
             got = tuple(init.shape) if isinstance(init, Tensor) else type(init).__name__
             raise ValueError(f"init must be a tensor shaped {event} (one point), got {got}")
-        if not torch.isfinite(init).all():
-            raise ValueError("init must be finite")
+        check_finite("init", init)
         m = init.detach().to(xf).reshape(d)
     with torch.no_grad():
         z, m, diag = _solve_mean(xf, w, m, Terms(pot, event), met, opt)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .._utils import check_state
 from ..drift import Drift
 from ..sampling import sample, time_grid
 from ..solvers import get_solver
@@ -49,8 +50,7 @@ def invert(
     """
     if not isinstance(drift, Drift):
         raise TypeError(f"drift must be a fastinterp Drift, got {type(drift).__name__}")
-    if not isinstance(x1, Tensor) or not x1.is_floating_point() or x1.ndim < 1:
-        raise TypeError("x1 must be a floating-point tensor shaped (B, ...)")
+    x1 = check_state("x1", x1)
     solver = get_solver(method)
     grid = time_grid(steps, t_min, t_max, device=x1.device, dtype=x1.dtype)
     x = x1

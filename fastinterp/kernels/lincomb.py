@@ -182,6 +182,11 @@ def _check_like(kind: str, tensors: list[Tensor], first: Tensor) -> None:
 
 
 def _check(inputs: list[Tensor], coef: Tensor, num_out: int) -> None:
+    if not isinstance(inputs, (list, tuple)) or not all(isinstance(v, Tensor) for v in inputs):
+        got = type(inputs).__name__ if not isinstance(inputs, (list, tuple)) else "a list holding non-tensors"
+        raise TypeError(f"lincomb inputs must be a list of tensors, got {got}")
+    if not isinstance(coef, Tensor):
+        raise TypeError(f"lincomb coef must be a float64 tensor, got {type(coef).__name__}")
     if not 1 <= len(inputs) <= MAX_INPUTS:
         raise ValueError(f"lincomb takes 1..{MAX_INPUTS} inputs, got {len(inputs)}")
     if not 1 <= num_out <= MAX_OUTPUTS:

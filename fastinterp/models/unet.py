@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .._utils import check_int
 from .embedding import time_features
 from .mlp import MLP
 
@@ -59,6 +60,14 @@ class UNet(nn.Module):
         super().__init__()
         if dim not in (1, 2):
             raise ValueError(f"dim must be 1 or 2, got {dim!r}")
+        check_int("channels", channels, 1)
+        check_int("base", base, 1)
+        if not isinstance(mults, (tuple, list)) or not mults:
+            raise ValueError(f"mults must be a non-empty tuple of ints >= 1, got {mults!r}")
+        for m in mults:
+            check_int("mults entry", m, 1)
+        if check_int("emb", emb, 2) % 2:
+            raise ValueError(f"emb must be even (sine and cosine features), got {emb}")
         self.config = {"name": "unet", "dim": dim, "channels": channels, "base": base, "mults": list(mults),
                        "emb": emb}  # fmt: skip
         self.dim, self.channels, self.levels = dim, channels, len(mults)
@@ -123,20 +132,32 @@ PRESETS: dict[str, dict] = {
 
 def model_from_config(config: dict) -> nn.Module:
     """Rebuild a network from its ``config`` dict (as stored in checkpoints)."""
+    if not isinstance(config, dict):
+        raise TypeError(f"model config must be a dict, got {type(config).__name__}")
     config = dict(config)
     name = config.pop("name", None)
-    if name == "unet":
+    classes = {"unet": UNet, "mlp": MLP}
+    if name not in classes:
+        raise ValueError(f"model config name must be one of {sorted(classes)}, got {name!r}")
+    if name == "unet" and "mults" in config:
         config["mults"] = tuple(config["mults"])
-        return UNet(**config)
-    if name == "mlp":
-        return MLP(**config)
-    raise ValueError(f"unknown model name {name!r} in config")
+    try:
+        return classes[name](**config)
+    except TypeError as exc:  # a missing or unknown key
+        raise TypeError(
+            f"model config {dict(config, name=name)} does not fit {classes[name].__name__}: {exc}"
+        ) from None
 
 
 def build_model(preset: str, *, channels: int = 1) -> nn.Module:
-    """A network from a name in :data:`PRESETS` (UNets) or ``"mlp:<dim>"``."""
+    """A network from a name in :data:`PRESETS` (UNets) or ``"mlp:<dim>"`` (an :class:`MLP` for ``(B, dim)``)."""
+    if not isinstance(preset, str):
+        raise TypeError(f"model preset must be a str, got {type(preset).__name__}")
     if preset.startswith("mlp:"):
-        return MLP(int(preset.split(":", 1)[1]))
+        dim = preset.split(":", 1)[1]
+        if not (dim.isdigit() and int(dim) >= 1):
+            raise ValueError(f"model 'mlp:<dim>' needs an integer dim >= 1, got {preset!r}")
+        return MLP(int(dim))
     if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {sorted(PRESETS)} or 'mlp:<dim>', got {preset!r}")
+        raise ValueError(f"model must be one of {', '.join(PRESETS)} or mlp:<dim>, got {preset!r}")
     return model_from_config({**PRESETS[preset], "channels": channels})

@@ -18,6 +18,7 @@ into the matrices of the fused updates.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,7 +26,7 @@ from functools import cached_property
 import torch
 from torch import Tensor
 
-from .._utils import check_int, check_interval
+from .._utils import check_bool, check_int, check_interval
 from ..drift import Drift, check_drift
 from ..solvers import ExplicitRK, get_solver
 from .layout import DENOISE_LAYOUT, SDE_LAYOUT, StageLayout, guided, sde_matrices, stage_matrices
@@ -67,8 +68,11 @@ def _uniform_grid(steps: int, t_min: float, t_max: float) -> Tensor:
 
 
 def _explicit_grid(grid: object) -> Tensor:
-    if not isinstance(grid, Tensor) or grid.ndim != 1 or grid.numel() < 2 or not grid.is_floating_point():
-        raise ValueError("time_grid must be a 1-D floating-point tensor of at least 2 times")
+    if not isinstance(grid, Tensor) or not grid.is_floating_point():
+        got = f"dtype {grid.dtype}" if isinstance(grid, Tensor) else type(grid).__name__
+        raise TypeError(f"time_grid must be a 1-D floating-point tensor of at least 2 times, got {got}")
+    if grid.ndim != 1 or grid.numel() < 2:
+        raise ValueError(f"time_grid must be 1-D with at least 2 times, got shape {tuple(grid.shape)}")
     g = grid.detach().to(device="cpu", dtype=torch.float64)
     if not (torch.isfinite(g).all() and (g[1:] > g[:-1]).all() and g[0] >= 0 and g[-1] <= 1):
         raise ValueError(f"time_grid must increase strictly inside [0, 1], got {g.tolist()}")
@@ -230,7 +234,20 @@ def _diffusion(eps: Diffusion, drift: Drift, times: Tensor) -> Tensor:
         raise ValueError(f"eps must be a finite float >= 0, a callable of t or 'optimal', got {eps!r}")
     else:
         return torch.full_like(times, float(eps))
-    e = torch.stack([torch.as_tensor(fn(t), dtype=torch.float64).reshape(()) for t in times])
+    values = []
+    for t in times:
+        v = fn(t)
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, (numbers.Real, Tensor))
+            or (isinstance(v, Tensor) and v.numel() != 1)
+        ):
+            got = f"shape {tuple(v.shape)}" if isinstance(v, Tensor) else f"{type(v).__name__} {v!r}"
+            raise ValueError(
+                f"eps(t) must return one number (a float or a 1-element tensor), got {got} at t = {float(t)}"
+            )
+        values.append(torch.as_tensor(v, dtype=torch.float64).reshape(()).cpu())
+    e = torch.stack(values)
     if not (torch.isfinite(e).all() and (e >= 0).all()):
         raise ValueError(f"eps must be finite and >= 0 on the grid, got {e.tolist()}")
     return e
@@ -257,4 +274,4 @@ def make_plan(
     solver = get_solver(method or ("euler" if eps is not None else "rk4"))
     grid = _uniform_grid(steps, t_min, t_max) if time_grid is None else _explicit_grid(time_grid)
     e = None if eps is None else _diffusion(eps, drift, grid[:-1])
-    return Plan(drift, solver, grid, bool(denoise), bool(check_finite), e)
+    return Plan(drift, solver, grid, check_bool("denoise", denoise), check_bool("check_finite", check_finite), e)

@@ -142,6 +142,8 @@ class Sampler:
         x0 = check_state("x0", x0)
         if x0.dtype not in _STATE_DTYPES:
             raise TypeError(f"x0 must be float64, float32, bfloat16 or float16, got {x0.dtype}")
+        if self.generator is not None and self.plan.sde and self.generator.device.type != x0.device.type:
+            raise ValueError(f"generator is on {self.generator.device}, x0 on {x0.device}: they must share the device")
         conditioning = make_conditioning(cond, guidance, null_cond, x0)
         backend = self.resolve_backend(x0.device)
         self.backend = backend
