@@ -143,8 +143,9 @@ def run_experiment(
     torch.manual_seed(seed)
     model = build_model(p.model)
     start = time.perf_counter()
+    # force: a rerun into the same folder replaces the whole report, its checkpoint included
     result = train(model, train_data, steps=p.steps, out=out / "checkpoint.pt", batch_size=p.batch_size, lr=p.lr,
-                   prediction=p.prediction, seed=seed, progress=progress)  # fmt: skip
+                   prediction=p.prediction, seed=seed, progress=progress, force=True)  # fmt: skip
     seconds = time.perf_counter() - start
     mean, std = float(train_data.mean()), float(train_data.std())
     kmax = _resolved(dataset, p.n)
@@ -178,9 +179,11 @@ def _plot(path: Path, test, lin, lip, report: ExperimentReport) -> None:
         e = radial_spectrum(fields.double(), dim=fields.ndim - 1)
         k = torch.arange(1, e.numel())
         ax.loglog(k.numpy(), e[1:].clamp(min=1e-300).numpy(), style, label=label)
-    ax.set_xlabel("|k| / 2 pi")
-    ax.set_title(f"{report.dataset}: trained once (linear), RK4 {report.nfe} NFE")
-    ax.legend(fontsize=8)
+    ax.set_xlabel("wavenumber (cycles per domain)")
+    ax.set_ylabel("radial spectrum E = shell sum of |u_k|^2")
+    ax.set_title(f"{report.dataset} ({report.preset}): trained once (linear), RK4 {report.nfe} NFE", fontsize=10)
+    ax.legend(fontsize=8, title=f"spectrum error: Linear {report.error_linear:.2f}, "
+              f"Lipschitz {report.error_lipschitz:.2f}", title_fontsize=7)  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

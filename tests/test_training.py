@@ -37,7 +37,7 @@ def test_paper_sized_presets():
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert 0.9e6 < count(build_model("1d-1m")) < 1.3e6
     assert 1.7e6 < count(build_model("2d-2m")) < 2.3e6
-    with pytest.raises(ValueError, match="preset must be one of"):
+    with pytest.raises(ValueError, match="model must be one of"):
         build_model("huge")
     with pytest.raises(ValueError, match="divisible"):
         UNet(dim=2, mults=(1, 2, 2))(torch.randn(1, 10, 10), torch.tensor(0.5))
