@@ -33,6 +33,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "fft.hpp"
@@ -51,13 +52,39 @@ constexpr uint32_t kTagInit = 3;
 
 enum class Scheme { em_imex, if_heun };
 
+// The parameters of a run, passed as one struct (bound as fastinterp._core.NSConfig). Their defaults, ranges and
+// documentation live in fastinterp/pde/spec.py, which checks user input; validate() only guards the invariants the
+// solver relies on (for direct _core calls), with short messages, and says nothing about stability: the advice on
+// a diverged run is Python's (fastinterp/pde/navier_stokes.py).
 struct NSConfig {
-  long n = 128;
-  double nu = 1e-3, alpha = 0.1, eps = 1.0, dt = 5e-3;
-  int modes = 8;
+  long n = 0;  // no defaults here: they are the spec's
+  double nu = 0, alpha = 0, eps = 0, dt = 0;
+  int modes = 0;
   Scheme scheme = Scheme::if_heun;
   bool advection = true;
+
+  void validate() const {
+    // n >= 32 keeps the forcing's wavenumber 8 inside the dealiased band (kmax = (n - 1) / 3 >= 10)
+    if (n < 32 || n > 2048 || !pde::is_pow2(n))
+      throw std::invalid_argument("NSConfig: n must be a power of two in [32, 2048], got " + std::to_string(n));
+    const std::pair<const char*, double> nonneg[] = {{"nu", nu}, {"alpha", alpha}, {"eps", eps}};
+    for (const auto& [name, v] : nonneg)
+      if (!(std::isfinite(v) && v >= 0))
+        throw std::invalid_argument(std::string("NSConfig: ") + name + " must be finite and >= 0, got " +
+                                    std::to_string(v));
+    if (!(std::isfinite(dt) && dt > 0))
+      throw std::invalid_argument("NSConfig: dt must be finite and > 0, got " + std::to_string(dt));
+    if (modes != 4 && modes != 8)
+      throw std::invalid_argument("NSConfig: modes must be 4 or 8, got " + std::to_string(modes));
+  }
+  const char* scheme_name() const { return scheme == Scheme::em_imex ? "em_imex" : "if_heun"; }
 };
+
+Scheme parse_scheme(const std::string& name) {
+  if (name == "em_imex") return Scheme::em_imex;
+  if (name == "if_heun") return Scheme::if_heun;
+  throw std::invalid_argument("NSConfig: scheme must be 'em_imex' or 'if_heun', got '" + name + "'");
+}
 
 struct ForcingEntry {
   long index;
@@ -303,37 +330,6 @@ class NSWorker {
   std::vector<T> u_, v_;                                                          // physical fields
 };
 
-NSConfig parse_config(long n, double nu, double alpha, double eps, double dt, int modes, const std::string& scheme,
-                      bool advection) {
-  if (n < 32 || n > 2048 || !pde::is_pow2(n))
-    throw py::value_error("n must be a power of two in [32, 2048] (the forcing reaches wavenumber 8), got " +
-                          std::to_string(n));
-  pde::require_finite(nu, "nu");
-  pde::require_finite(alpha, "alpha");
-  pde::require_finite(eps, "eps");
-  pde::require_finite(dt, "dt");
-  if (nu < 0) throw py::value_error("nu must be >= 0, got " + std::to_string(nu));
-  if (alpha < 0) throw py::value_error("alpha (linear damping) must be >= 0, got " + std::to_string(alpha));
-  if (eps < 0) throw py::value_error("eps must be >= 0, got " + std::to_string(eps));
-  if (dt <= 0) throw py::value_error("dt must be > 0, got " + std::to_string(dt));
-  if (modes != 4 && modes != 8) throw py::value_error("modes must be 4 or 8, got " + std::to_string(modes));
-  NSConfig c;
-  c.n = n;
-  c.nu = nu;
-  c.alpha = alpha;
-  c.eps = eps;
-  c.dt = dt;
-  c.modes = modes;
-  c.advection = advection;
-  if (scheme == "em_imex")
-    c.scheme = Scheme::em_imex;
-  else if (scheme == "if_heun")
-    c.scheme = Scheme::if_heun;
-  else
-    throw py::value_error("scheme must be 'em_imex' or 'if_heun', got '" + scheme + "'");
-  return c;
-}
-
 template <class T>
 py::tuple ns_run_impl(const NSConfig& cfg, const py::array& state, long burn, long every, long snapshots, long step0,
                       uint64_t seed, uint64_t first, const std::optional<py::array>& dW, int threads) {
@@ -404,10 +400,7 @@ py::tuple ns_run_impl(const NSConfig& cfg, const py::array& state, long burn, lo
     if (bad[t] >= 0)
       throw pde::Diverged(
           "Navier-Stokes trajectory " + std::to_string(first + t) + " diverged (non-finite vorticity) by step " +
-          std::to_string(bad[t]) + " at dt = " + std::to_string(cfg.dt) +
-          ": the step is unstable; keep the advective Courant number dt * max(|u| + |v|) * kmax below ~0.8 "
-          "(NavierStokes2D.courant measures it; dt <~ 0.3 / kmax with the paper's forcing), i.e. reduce dt" +
-          (cfg.scheme == Scheme::em_imex ? " or use scheme='if_heun'" : ""));
+          std::to_string(bad[t]) + " at dt = " + pde::num_str(cfg.dt));
   return py::make_tuple(out, snaps);
 }
 
@@ -446,20 +439,52 @@ py::array initial_impl(long n, long num, uint64_t seed, uint64_t first, double k
 }  // namespace
 
 void bind_navier_stokes(py::module_& m) {
+  py::class_<NSConfig>(m, "NSConfig",
+                       "Parameters of a Navier-Stokes run (read-only; defaults, ranges and documentation: "
+                       "fastinterp.pde.spec). The constructor checks only the solver's invariants.")
+      .def(py::init([](long n, double nu, double alpha, double eps, double dt, int modes, const std::string& scheme,
+                       bool advection) {
+             NSConfig c;
+             c.n = n;
+             c.nu = nu;
+             c.alpha = alpha;
+             c.eps = eps;
+             c.dt = dt;
+             c.modes = modes;
+             c.scheme = parse_scheme(scheme);
+             c.advection = advection;
+             c.validate();
+             return c;
+           }),
+           py::kw_only(), py::arg("n"), py::arg("nu"), py::arg("alpha"), py::arg("eps"), py::arg("dt"),
+           py::arg("modes"), py::arg("scheme"), py::arg("advection"))
+      .def_readonly("n", &NSConfig::n)
+      .def_readonly("nu", &NSConfig::nu)
+      .def_readonly("alpha", &NSConfig::alpha)
+      .def_readonly("eps", &NSConfig::eps)
+      .def_readonly("dt", &NSConfig::dt)
+      .def_readonly("modes", &NSConfig::modes)
+      .def_property_readonly("scheme", &NSConfig::scheme_name)
+      .def_readonly("advection", &NSConfig::advection)
+      .def("__repr__", [](const NSConfig& c) {
+        return "NSConfig(n=" + std::to_string(c.n) + ", nu=" + pde::num_str(c.nu) + ", alpha=" +
+               pde::num_str(c.alpha) + ", eps=" + pde::num_str(c.eps) + ", dt=" + pde::num_str(c.dt) +
+               ", modes=" + std::to_string(c.modes) + ", scheme='" + c.scheme_name() +
+               "', advection=" + (c.advection ? "True" : "False") + ")";
+      });
   m.def(
       "ns_run",
-      [](const py::object& state, double nu, double alpha, double eps, double dt, int modes, const std::string& scheme,
-         bool advection, long burn, long every, long snapshots, long step0, uint64_t seed, uint64_t first,
-         const py::object& dW, long threads) -> py::tuple {
+      [](const py::object& state, const NSConfig& cfg, long burn, long every, long snapshots, long step0,
+         uint64_t seed, uint64_t first, const py::object& dW, long threads) -> py::tuple {
         if (!py::isinstance<py::array>(state)) throw py::type_error("state must be a numpy array");
         const py::array st = py::reinterpret_borrow<py::array>(state);
         const bool single = st.dtype().kind() == 'c' && st.dtype().itemsize() == 8;
         const py::array s = single ? pde::checked_array<float>(state, "state", 3, 3, true)
                                    : pde::checked_array<double>(state, "state", 3, 3, true);
-        const long n = s.shape(1);
-        if (s.shape(2) != n / 2 + 1)
-          throw py::value_error("state must have shape (num, n, n/2+1), got " + pde::shape_str(s));
-        const NSConfig cfg = parse_config(n, nu, alpha, eps, dt, modes, scheme, advection);
+        const long n = cfg.n;
+        if (s.shape(1) != n || s.shape(2) != n / 2 + 1)
+          throw py::value_error("state must have shape (num, n, n/2+1) with n = config.n = " + std::to_string(n) +
+                                ", got " + pde::shape_str(s));
         if (burn < 0 || every < 1 || snapshots < 0 || step0 < 0)
           throw py::value_error("need burn >= 0, every >= 1, snapshots >= 0, step0 >= 0; got burn=" +
                                 std::to_string(burn) + ", every=" + std::to_string(every) +
@@ -470,12 +495,11 @@ void bind_navier_stokes(py::module_& m) {
         if (single) return ns_run_impl<float>(cfg, s, burn, every, snapshots, step0, seed, first, dw, th);
         return ns_run_impl<double>(cfg, s, burn, every, snapshots, step0, seed, first, dw, th);
       },
-      py::arg("state"), py::kw_only(), py::arg("nu"), py::arg("alpha"), py::arg("eps"), py::arg("dt"),
-      py::arg("modes"), py::arg("scheme"), py::arg("advection") = true, py::arg("burn"), py::arg("every") = 1,
+      py::arg("state"), py::arg("config"), py::kw_only(), py::arg("burn"), py::arg("every") = 1,
       py::arg("snapshots") = 0, py::arg("step0") = 0, py::arg("seed") = 0, py::arg("first") = 0,
       py::arg("dW") = py::none(), py::arg("threads") = 1,
-      "Integrate stochastic 2-D Navier-Stokes from `state` (num, n, n/2+1) complex (= numpy.fft.rfft2 of the "
-      "vorticity; complex64 runs in float32). Runs burn + (snapshots-1)*every steps (burn if snapshots = 0), "
+      "Integrate stochastic 2-D Navier-Stokes with the parameters `config` (an NSConfig) from `state` "
+      "(num, n, n/2+1) complex (= numpy.fft.rfft2 of the vorticity; complex64 runs in float32). Runs burn + (snapshots-1)*every steps (burn if snapshots = 0), "
       "snapshot s after burn + s*every steps. Returns (final state, snapshots (num, snapshots, n, n)). Noise: "
       "counter-based from (seed, first + i, step0 + s), or the explicit Brownian increments dW (num, steps, modes).");
   m.def(
@@ -491,8 +515,8 @@ void bind_navier_stokes(py::module_& m) {
         if (dtype == "float32") return initial_impl<float>(n, num, seed, first, k0, w_rms);
         throw py::value_error("dtype must be 'float32' or 'float64', got '" + dtype + "'");
       },
-      py::arg("n"), py::arg("num"), py::kw_only(), py::arg("seed"), py::arg("first") = 0, py::arg("k0") = 2.0,
-      py::arg("w_rms") = 3.0, py::arg("dtype") = "float64",
+      py::arg("n"), py::arg("num"), py::kw_only(), py::arg("seed"), py::arg("first") = 0, py::arg("k0"),
+      py::arg("w_rms"), py::arg("dtype") = "float64",
       "Random initial vorticity spectra (num, n, n/2+1): Gaussian, modal variance proportional to "
       "exp(-(|k| - k0)^2) on the dealiased modes, k != 0, scaled to spatial RMS w_rms in expectation.");
   m.def(
@@ -518,7 +542,11 @@ void bind_navier_stokes(py::module_& m) {
   m.def(
       "ns_forcing",
       [](long n, int modes) {
-        const NSConfig c = parse_config(n, 0.0, 0.0, 1.0, 1.0, modes, "em_imex", true);
+        NSConfig c;  // the forcing depends on n and modes only
+        c.n = n;
+        c.modes = modes;
+        c.eps = c.dt = 1.0;
+        c.validate();
         const NSTables tb(c);
         py::list out;
         for (int j = 0; j < modes; ++j) {

@@ -9,6 +9,8 @@
 #include <atomic>
 #include <cmath>
 #include <complex>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <stdexcept>
@@ -33,6 +35,16 @@ inline std::string shape_str(const py::array& a) {
 }
 
 inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+// The shortest decimal that reads back as v (as Python's repr: 0.005, not std::to_string's 0.005000).
+inline std::string num_str(double v) {
+  char buf[32];
+  for (int prec = 1; prec <= 17; ++prec) {
+    std::snprintf(buf, sizeof buf, "%.*g", prec, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
 
 // The object must be a numpy array of exactly dtype T (or std::complex<T> when complex_ is set), C-contiguous,
 // with ndim in [min_ndim, max_ndim].

@@ -92,7 +92,7 @@ def test_bad_input():
         _core.grf_sample(32, 2, 3.0, 1.0, 1.0, 2, seed=0, threads=-1)
     with pytest.raises(ValueError, match="n must"):
         _core.grf_sample(33, 2, 3.0, 1.0, 1.0, 2, seed=0)
-    # the sampler and the analytic target share one set of parameter checks
+    # the sampler (checks from fastinterp.pde.spec) and the analytic target reject the same mistakes
     from fastinterp.targets import GaussianRandomField
 
     for kw, match in [

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import math
+from .spec import steps_for
+
+__all__ = ["DivergedError", "raise_if_diverged", "run_native", "steps_for"]
 
 
 class DivergedError(RuntimeError):
@@ -24,21 +26,12 @@ def raise_if_diverged(x, *, what: str, first: int, step: int, dt: float, advice:
         )
 
 
-def run_native(fn, *args, **kw):
-    """Call a ``fastinterp._core`` solver, raising its divergence as :class:`DivergedError`."""
+def run_native(fn, *args, advice: str, **kw):
+    """Call a ``fastinterp._core`` solver, raising its divergence (the engine states the fact: trajectory, step,
+    dt) as :class:`DivergedError` with ``advice``, the cure, appended: the advice lives here, in Python, only."""
     from .. import _core
 
     try:
         return fn(*args, **kw)
     except _core.DivergedError as exc:
-        raise DivergedError(str(exc)) from None
-
-
-def steps_for(t: float, dt: float, name: str, minimum: int) -> int:
-    """Number of steps of size ``dt`` in the time ``t``, which must be a non-negative multiple of ``dt``."""
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
-        raise ValueError(f"{name} must be finite and >= 0, got {t!r}")
-    k = round(t / dt)
-    if abs(k * dt - t) > 1e-9 * max(t, dt) or k < minimum:
-        raise ValueError(f"{name} must be a multiple of dt={dt} (>= {minimum} steps), got {t!r}")
-    return k
+        raise DivergedError(f"{exc}: {advice}") from None

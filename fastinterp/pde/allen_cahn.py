@@ -42,12 +42,14 @@ import numpy as np
 import torch
 
 from ._common import raise_if_diverged, run_native, steps_for
+from .spec import ALLEN_CAHN
 
 __all__ = ["AllenCahn1D", "AllenCahnSPDE", "PCNState", "modal_basis", "pcn_step_ref", "spde_step_ref"]
 
-BOUNDARIES_1D = ("free", "pinned")
+_P = ALLEN_CAHN.params  # defaults, ranges and documentation of AllenCahn1D's parameters (fastinterp/pde/spec.py)
+BOUNDARIES_1D = _P["boundary"].choices
 BOUNDARIES_2D = ("free", "periodic")
-POTENTIALS = ("double_well", "none")
+POTENTIALS = _P["potential"].choices
 BACKENDS = ("cpp", "torch")
 DTYPES = ("float64", "float32")
 TRANSFORMS = ("auto", "fft", "dense")
@@ -57,6 +59,12 @@ TRANSFORMS = ("auto", "fft", "dense")
 _FFT_FROM_N = {1: 128, 2: 16}
 _ADAPT_EXPONENT = 0.6  # Robbins-Monro gain (step + 1)^-0.6, as in csrc/allen_cahn.hpp
 _THETA_BOUND = 15.0
+# The cure for a diverged SPDE run (the one copy: the C++ engine reports the fact only). The exponential step is exact
+# for the Laplacian; the double-well drift -V'(u)/2 = -2u(u^2 - 1) is explicit.
+_SPDE_ADVICE = (
+    "the explicit double-well drift is unstable at this step (dt * |6u^2 - 2| must stay below ~2 where the field "
+    "is largest: 1-D runs were stable at dt 0.1 and 2-D runs, whose fields reach |u| ~ 5, at 0.05); reduce dt"
+)
 
 
 def _core():
@@ -240,8 +248,11 @@ def pcn_step_ref(u, phi_u, theta, z, unif, step: int, adapt_until: int, target: 
 class AllenCahn1D:
     """Exact sampler of the paper's discrete 1-D Allen-Cahn Gibbs measure ``exp(-U)`` (module docstring).
 
+    Defaults and ranges are those of :data:`fastinterp.pde.spec.ALLEN_CAHN` (shared with ``fastinterp pde
+    generate``); an invalid value raises ``ValueError`` naming it and its range.
+
     Args:
-        n: intervals ``N`` (``N + 1`` nodes, ``h = 1/N``); the paper uses 32, 64, 128.
+        n: intervals ``N`` (``N + 1`` nodes, ``h = 1/N``, ``2 <= N <= 2^20``); the paper uses 32, 64, 128.
         boundary: ``"free"`` (the paper's) or ``"pinned"`` (``u_0 = u_N = 0``).
         potential: ``"double_well"`` (``V = (1 - u^2)^2``) or ``"none"`` (``V = 0``: with pinned ends the law of
             ``u`` is the Brownian bridge; with free ends it is improper and refused).
@@ -252,21 +263,19 @@ class AllenCahn1D:
 
     def __init__(
         self,
-        n: int = 32,
+        n: int = ALLEN_CAHN.res.default,
         *,
-        boundary: str = "free",
-        potential: str = "double_well",
-        mass: float = 1.0,
-        target_accept: float = 0.25,
+        boundary: str = _P["boundary"].default,
+        potential: str = _P["potential"].default,
+        mass: float = _P["mass"].default,
+        target_accept: float = _P["target_accept"].default,
     ) -> None:
-        self.n = _int("n", n, 2, 1 << 20)
-        self.boundary = _choice("boundary", boundary, BOUNDARIES_1D)
-        self.potential = _choice("potential", potential, POTENTIALS)
-        if potential == "none" and boundary == "free":
-            raise ValueError("potential='none' with boundary='free' has no normalisable law (the mean is flat)")
-        self.mass = _float("mass", mass, 0.0, boundary == "free")
-        self.target_accept = _float("target_accept", target_accept, 0.0, True, 1.0)
-        self.vscale = 1.0 if potential == "double_well" else 0.0
+        self.n = ALLEN_CAHN.res.check(n, name="n")
+        v = ALLEN_CAHN.validate({"boundary": boundary, "potential": potential, "mass": mass,
+                                 "target_accept": target_accept}, dataset=False, partial=True)  # fmt: skip
+        self.boundary, self.potential, self.mass = v["boundary"], v["potential"], v["mass"]
+        self.target_accept = v["target_accept"]
+        self.vscale = 1.0 if self.potential == "double_well" else 0.0
         self.dof = self.n - 1 if boundary == "pinned" else self.n + 1
 
     @property
@@ -397,9 +406,9 @@ class AllenCahn1D:
         *,
         seed: int = 0,
         first: int = 0,
-        burn_in: int = 2000,
-        thin: int = 10,
-        beta: float = 0.5,
+        burn_in: int = _P["burn_in"].default,
+        thin: int = _P["thin"].default,
+        beta: float = _P["beta"].default,
         backend: str = "cpp",
         threads: int = 1,
         device: str | torch.device | None = None,
@@ -415,7 +424,8 @@ class AllenCahn1D:
         ``sample(..., dtype="float64").astype(numpy.float32)``.
         """
         samples_per_chain = _int("samples_per_chain", samples_per_chain, 0)
-        burn_in, thin = _int("burn_in", burn_in, 0), _int("thin", thin, 1)
+        v = ALLEN_CAHN.validate({"burn_in": burn_in, "thin": thin, "beta": beta}, dataset=False, partial=True)
+        burn_in, thin, beta = v["burn_in"], v["thin"], v["beta"]
         dtype = _dtype(dtype)
         st = self.initial_state(num_chains, seed=seed, first=first, beta=beta)
         kw = dict(seed=seed, first=first, backend=backend, threads=threads, device=device)
@@ -589,7 +599,7 @@ class AllenCahnSPDE:
                 state, phi=self._phi_table() if self.transform == "dense" else None, transform=self.transform,
                 boundary=self.boundary, weights=self._w, mu=self._mu, dim=self.dim, midpoint=self.dim == 1,
                 vscale=self.vscale, dt=self.dt, burn=burn, every=every, snapshots=snapshots, step0=step0, seed=seed,
-                first=first, noise=noise, threads=threads,
+                first=first, noise=noise, threads=threads, advice=_SPDE_ADVICE,
             )  # fmt: skip
         state = np.asarray(state)
         shape = (self.modes,) * self.dim
@@ -626,7 +636,7 @@ class AllenCahnSPDE:
                 a = spde_step_ref(a, zt[:, r], tb)
                 snap(c0 + r + 1)
             raise_if_diverged(a, what="Allen-Cahn SPDE", first=first, step=step0 + c1, dt=self.dt,
-                              advice="reduce dt (see AllenCahnSPDE's dt)")  # fmt: skip
+                              advice=_SPDE_ADVICE)  # fmt: skip
         return a.cpu().numpy(), snaps.cpu().numpy()
 
     def integrate(

@@ -18,11 +18,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..targets.random_field import field_parameters
+from .spec import GRF, grf_sigma2
 
 __all__ = ["GaussianField"]
 
-_NORMALIZATIONS = ("ortho", "paper")
+_P = GRF.params  # defaults, ranges and documentation of every parameter (fastinterp/pde/spec.py)
+_NORMALIZATIONS = _P["normalization"].choices
 
 
 def _core():
@@ -34,12 +35,15 @@ def _core():
 class GaussianField:
     """Sampler of periodic Gaussian random fields.
 
+    Defaults and ranges are those of :data:`fastinterp.pde.spec.GRF` (shared with ``fastinterp pde generate``); an
+    invalid value raises ``ValueError`` naming it and its range.
+
     Args:
-        n: grid points per side (a power of two >= 4).
+        n: grid points per side (a power of two in [4, 8192]).
         dim: 1 or 2.
-        s: smoothness exponent (paper: 3; FNO: 2.5).
-        tau: inverse length scale (paper: 1; FNO: 7).
-        sigma2: amplitude ``sigma^2``; default ``((2 pi)^2 + tau^2)^s`` (``S = 1`` at ``|k| = 2 pi``), as
+        s: smoothness exponent (>= 0; paper: 3; FNO: 2.5).
+        tau: inverse length scale (in [0, 1e6]; paper: 1; FNO: 7).
+        sigma2: amplitude ``sigma^2`` (> 0); default ``((2 pi)^2 + tau^2)^s`` (``S = 1`` at ``|k| = 2 pi``), as
             :class:`~fastinterp.targets.GaussianRandomField`.
         normalization: ``"ortho"`` or ``"paper"`` (see the module docstring).
     """
@@ -47,20 +51,18 @@ class GaussianField:
     def __init__(
         self,
         n: int,
-        dim: int = 2,
-        s: float = 3.0,
-        tau: float = 1.0,
-        sigma2: float | None = None,
+        dim: int = _P["dim"].default,
+        s: float = _P["s"].default,
+        tau: float = _P["tau"].default,
+        sigma2: float | None = _P["sigma2"].default,
         *,
-        normalization: str = "ortho",
+        normalization: str = _P["normalization"].default,
     ) -> None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 4 or n & (n - 1):
-            raise ValueError(f"n must be a power of two >= 4, got {n!r}")
-        s, tau, sigma2 = field_parameters(dim, s, tau, sigma2)
-        if normalization not in _NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {_NORMALIZATIONS}, got {normalization!r}")
-        self.n, self.dim, self.s, self.tau, self.sigma2 = n, dim, s, tau, sigma2
-        self.normalization = normalization
+        self.n = GRF.res.check(n, name="n")
+        v = GRF.validate({"dim": dim, "s": s, "tau": tau, "sigma2": sigma2, "normalization": normalization},
+                         dataset=False, partial=True)  # fmt: skip
+        self.dim, self.s, self.tau, self.normalization = v["dim"], v["s"], v["tau"], v["normalization"]
+        self.sigma2 = grf_sigma2(self.s, self.tau) if v["sigma2"] is None else v["sigma2"]
 
     @classmethod
     def fno(cls, n: int, dim: int = 2) -> GaussianField:

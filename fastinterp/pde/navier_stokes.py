@@ -27,10 +27,12 @@ import numpy as np
 import torch
 
 from ._common import raise_if_diverged, run_native, steps_for
+from .spec import NAVIER_STOKES
 
 __all__ = ["NavierStokes2D", "energy_spectrum", "enstrophy_spectrum", "ns_step_ref"]
 
-SCHEMES = ("em_imex", "if_heun")
+_P = NAVIER_STOKES.params  # defaults, ranges and documentation of every parameter (fastinterp/pde/spec.py)
+SCHEMES = _P["scheme"].choices
 
 
 def _core():
@@ -45,8 +47,9 @@ _ADVICE = (
 )
 
 
-def _ns_run(state, **kw):
-    return run_native(_core().ns_run, state, **kw)
+def _advice(scheme: str) -> str:
+    """The cure for a diverged run (the one copy: the C++ engine reports the fact only)."""
+    return _ADVICE + (" or use scheme='if_heun'" if scheme == "em_imex" else "")
 
 
 def _forcing_fields(n: int, modes: int) -> np.ndarray:
@@ -117,53 +120,51 @@ def ns_step_ref(w: torch.Tensor, dW: torch.Tensor, tb: _TorchTables) -> torch.Te
 class NavierStokes2D:
     """Stochastic 2-D Navier-Stokes sampler (see the module docstring for the equation and schemes).
 
+    Defaults and ranges are those of :data:`fastinterp.pde.spec.NAVIER_STOKES` (the one home of every parameter,
+    shared with ``fastinterp pde generate``); an invalid value raises ``ValueError`` naming it and its range.
+
     Args:
         n: grid points per side (power of two, 32..2048; the paper uses 128).
         nu: viscosity (>= 0).
         alpha: linear damping rate (>= 0; the paper's ``+0.1``).
-        eps: noise amplitude.
+        eps: noise amplitude (>= 0).
         modes: 4 or 8 Brownian modes.
-        dt: time step.
+        dt: time step (> 0).
         scheme: ``"if_heun"`` (default) or ``"em_imex"`` (the paper's).
         advection: False drops the nonlinear term (an Ornstein-Uhlenbeck process per mode; for tests).
-        k0: peak wavenumber of the random initial field.
-        w_rms0: expected RMS of the initial vorticity.
+        k0: peak wavenumber of the random initial field (> 0).
+        w_rms0: expected RMS of the initial vorticity (>= 0).
     """
 
     def __init__(
         self,
-        n: int = 128,
+        n: int = NAVIER_STOKES.res.default,
         *,
-        nu: float = 1e-3,
-        alpha: float = 0.1,
-        eps: float = 1.0,
-        modes: int = 8,
-        dt: float = 5e-3,
-        scheme: str = "if_heun",
-        advection: bool = True,
-        k0: float = 2.0,
-        w_rms0: float = 3.0,
+        nu: float = _P["nu"].default,
+        alpha: float = _P["alpha"].default,
+        eps: float = _P["eps"].default,
+        modes: int = _P["modes"].default,
+        dt: float = _P["dt"].default,
+        scheme: str = _P["scheme"].default,
+        advection: bool = _P["advection"].default,
+        k0: float = _P["k0"].default,
+        w_rms0: float = _P["w_rms0"].default,
     ) -> None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 32 or n > 2048 or n & (n - 1):
-            raise ValueError(f"n must be a power of two in [32, 2048], got {n!r}")
-        for name, v, lo, strict in (
-            ("nu", nu, 0, False), ("alpha", alpha, 0, False), ("eps", eps, 0, False), ("dt", dt, 0, True),
-            ("k0", k0, 0, True), ("w_rms0", w_rms0, 0, False),
-        ):  # fmt: skip
-            ok = not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
-            if not ok or v < lo or (strict and v == lo):
-                raise ValueError(f"{name} must be finite and {'>' if strict else '>='} {lo}, got {v!r}")
-        if modes not in (4, 8):
-            raise ValueError(f"modes must be 4 or 8, got {modes!r}")
-        if scheme not in SCHEMES:
-            raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
-        self.n, self.nu, self.alpha, self.eps, self.modes = n, float(nu), float(alpha), float(eps), modes
-        self.dt, self.scheme, self.advection = float(dt), scheme, bool(advection)
-        self.k0, self.w_rms0 = float(k0), float(w_rms0)
+        self.n = NAVIER_STOKES.res.check(n, name="n")
+        given = {"nu": nu, "alpha": alpha, "eps": eps, "modes": modes, "dt": dt, "scheme": scheme,
+                 "advection": advection, "k0": k0, "w_rms0": w_rms0}  # fmt: skip
+        v = NAVIER_STOKES.validate(given, dataset=False, partial=True)
+        self.nu, self.alpha, self.eps, self.modes = v["nu"], v["alpha"], v["eps"], v["modes"]
+        self.dt, self.scheme, self.advection = v["dt"], v["scheme"], v["advection"]
+        self.k0, self.w_rms0 = v["k0"], v["w_rms0"]
 
-    def _params(self) -> dict:
-        return dict(nu=self.nu, alpha=self.alpha, eps=self.eps, dt=self.dt, modes=self.modes, scheme=self.scheme,
-                    advection=self.advection)  # fmt: skip
+    def _config(self):
+        """The engine's parameter struct, ``fastinterp._core.NSConfig``."""
+        return _core().NSConfig(n=self.n, nu=self.nu, alpha=self.alpha, eps=self.eps, dt=self.dt, modes=self.modes,
+                                scheme=self.scheme, advection=self.advection)  # fmt: skip
+
+    def _ns_run(self, state, **kw):
+        return run_native(_core().ns_run, state, self._config(), advice=_advice(self.scheme), **kw)
 
     def initial_state(self, num: int, *, seed: int = 0, first: int = 0, dtype=np.float64) -> np.ndarray:
         """Random initial spectra ``(num, n, n//2+1)``: Gaussian, modal variance ``~ exp(-(|k| - k0)^2)`` on the
@@ -215,8 +216,8 @@ class NavierStokes2D:
         ``(num, steps, modes)`` float64, injects the Brownian increments instead (already scaled by ``sqrt(dt)``).
         """
         if backend == "cpp":
-            out, _ = _ns_run(state, **self._params(), burn=steps, step0=step0, seed=seed, first=first,
-                                    dW=dW, threads=threads)  # fmt: skip
+            out, _ = self._ns_run(state, burn=steps, step0=step0, seed=seed, first=first, dW=dW,
+                                  threads=threads)  # fmt: skip
             return out
         if backend == "torch":
             w, _ = self._run_torch(state, steps, 1, 0, seed=seed, first=first, step0=step0, dW=dW, device=device)
@@ -229,9 +230,9 @@ class NavierStokes2D:
         *,
         seed: int = 0,
         first: int = 0,
-        t_burn: float = 50.0,
-        t_snap: float = 0.5,
-        snapshots: int = 10,
+        t_burn: float = _P["t_burn"].default,
+        t_snap: float = _P["t_snap"].default,
+        snapshots: int = _P["snapshots"].default,
         backend: str = "cpp",
         device: str | torch.device | None = None,
         threads: int = 1,
@@ -239,14 +240,14 @@ class NavierStokes2D:
     ) -> np.ndarray:
         """Vorticity snapshots ``(num, snapshots, n, n)``: a random initial field, ``t_burn`` of burn-in, then a
         snapshot every ``t_snap`` (the first at ``t_burn``). Both times must be multiples of ``dt``."""
-        if isinstance(snapshots, bool) or not isinstance(snapshots, int) or snapshots < 1:
-            raise ValueError(f"snapshots must be an int >= 1, got {snapshots!r}")
-        burn = steps_for(t_burn, self.dt, "t_burn", 0)
-        every = steps_for(t_snap, self.dt, "t_snap", 1)
+        v = NAVIER_STOKES.validate({"dt": self.dt, "t_burn": t_burn, "t_snap": t_snap, "snapshots": snapshots},
+                                   dataset=False, partial=True)  # fmt: skip
+        burn, every = steps_for(v["t_burn"], self.dt, "t_burn", 0), steps_for(v["t_snap"], self.dt, "t_snap", 1)
+        snapshots = v["snapshots"]
         state = self.initial_state(num, seed=seed, first=first, dtype=dtype)
         if backend == "cpp":
-            _, snaps = _ns_run(state, **self._params(), burn=burn, every=every, snapshots=snapshots,
-                                      seed=seed, first=first, threads=threads)  # fmt: skip
+            _, snaps = self._ns_run(state, burn=burn, every=every, snapshots=snapshots, seed=seed, first=first,
+                                    threads=threads)  # fmt: skip
             return snaps
         if backend == "torch":
             return self._run_torch(state, burn, every, snapshots, seed=seed, first=first, step0=0, dW=None,
@@ -287,7 +288,9 @@ class NavierStokes2D:
             for s in range(c1 - c0):
                 w = ns_step_ref(w, zt[:, s], tb)
                 snap(c0 + s + 1)
-            raise_if_diverged(w, what="Navier-Stokes", first=first, step=step0 + c1, dt=self.dt, advice=_ADVICE)
+            raise_if_diverged(
+                w, what="Navier-Stokes", first=first, step=step0 + c1, dt=self.dt, advice=_advice(self.scheme)
+            )
         return w.cpu().numpy(), snaps.cpu().numpy()
 
 
