@@ -46,7 +46,8 @@ def test_schema_follows_the_well_layout(tmp_path):
     with h5py.File(tmp_path / "d" / shard_name(0), "r") as f:
         u = f["t0_fields/vorticity"]
         assert u.shape == (4, 3, 32, 32) and u.dtype == np.float32
-        assert set(f) == {"t0_fields", "t1_fields", "t2_fields", "dimensions", "boundary_conditions", "fastinterp"}
+        assert set(f) == {"t0_fields", "t1_fields", "t2_fields", "dimensions", "boundary_conditions", "scalars",
+                          "fastinterp"}  # fmt: skip
         assert list(f["dimensions"].attrs["spatial_dims"]) == ["x", "y"]
         np.testing.assert_allclose(f["dimensions/time"][...], [1.0, 1.5, 2.0])
         assert f["boundary_conditions/x_periodic"].attrs["bc_type"] == "PERIODIC"
@@ -168,7 +169,7 @@ def test_refuses_to_mix_or_overwrite(tmp_path):
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="not empty"):
         generate(tmp_path / "other", _config(), progress=False)
-    with pytest.raises(ValueError, match="unknown navier-stokes parameters"):
+    with pytest.raises(ValueError, match="unknown navier-stokes parameter"):
         _config(params={"viscosity": 1.0})
 
 
@@ -208,7 +209,8 @@ def test_allen_cahn_chains_and_npy_export(tmp_path, capsys):
     generate(root, config, progress=False)
     with h5py.File(root / shard_name(0), "r") as f:
         assert f["t0_fields/u"].shape == (2, 20, 33)
-        assert f["boundary_conditions/x_neumann"].attrs["bc_type"] == "NEUMANN"
+        assert f["boundary_conditions/x_neumann"].attrs["bc_type"] == "WALL"  # The Well's word; condition NEUMANN
+        assert f["boundary_conditions/x_neumann"].attrs["condition"] == "NEUMANN"
         np.testing.assert_allclose(f["dimensions/x"][[0, -1]], [0.0, 1.0])
     from fastinterp.pde import AllenCahn1D
 
