@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import argparse
 import math
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from .._argtypes import int_at_least, nonnegative_float
 from ..targets import GaussianMixture
 from .frechet import frechet_mean
 from .probgeorce import likely_path
 
-__all__ = ["demo_target", "main"]
+__all__ = ["add_arguments", "demo_target", "main", "run"]
 
 
 def demo_target(modes: int = 6, radius: float = 2.0, var: float = 0.1) -> GaussianMixture:
@@ -30,29 +32,46 @@ def demo_target(modes: int = 6, radius: float = 2.0, var: float = 0.1) -> Gaussi
     return GaussianMixture(means, torch.ones(modes, dtype=torch.float64), var)
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fastinterp geodesic", description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=".", help="folder for fastinterp_geodesic.png (default: current folder)")
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the demo's options to ``parser`` (``fastinterp geodesic`` and :func:`main` share them); returns it."""
+    p = parser
+    p.add_argument(
+        "--out", default=".", help="folder for fastinterp_geodesic.png (default: %(default)s, the current folder)"
+    )
     p.add_argument("--no-plot", action="store_true", help="print the table only")
-    p.add_argument("--pairs", type=int, default=6, help="number of pairs (default 6)")
-    p.add_argument("--lam", type=float, nargs="+", default=[2.0, 20.0], help="potential weights (default 2 20)")
-    p.add_argument("--n-grid", type=int, default=100, help="steps per curve (default 100)")
-    p.add_argument("--max-iter", type=int, default=1000, help="ProbGEORCE iterations at most (default 1000)")
-    p.add_argument("--plain", action="store_true", help="the paper's plain iteration (default: conjugate directions)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--pairs", type=int_at_least(1), default=6, help="number of pairs of points")
+    p.add_argument(
+        "--lam", type=nonnegative_float, nargs="+", default=[2.0, 20.0], help="potential weights, one panel each"
+    )
+    p.add_argument("--n-grid", type=int_at_least(2), default=100, help="steps per curve")
+    p.add_argument("--max-iter", type=int_at_least(0), default=1000, help="ProbGEORCE iterations at most")
+    p.add_argument("--plain", action="store_true", help="the paper's plain iteration, not conjugate directions")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the points")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo with command-line arguments ``argv`` (``None``: ``sys.argv[1:]``); returns the exit status."""
-    args = _parser().parse_args(argv)
-    if (
-        args.pairs < 1
-        or args.n_grid < 2
-        or args.max_iter < 0
-        or any(not (lam >= 0 and math.isfinite(lam)) for lam in args.lam)
-    ):
-        raise SystemExit("fastinterp geodesic: need --pairs >= 1, --n-grid >= 2, --max-iter >= 0 and finite --lam >= 0")
+    parser = argparse.ArgumentParser(
+        prog="fastinterp geodesic",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    return run(add_arguments(parser).parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo with parsed options (those of :func:`add_arguments`); returns the exit status."""
+    out = Path(args.out)
+    if not args.no_plot:  # before the work: a folder that cannot be written fails now, not after the table
+        if out.exists() and not out.is_dir():
+            raise SystemExit(f"fastinterp geodesic: --out {args.out} is a file, not a folder")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=out).close()
+        except OSError as exc:
+            raise SystemExit(f"fastinterp geodesic: --out {args.out} is not a writable folder: "
+                             f"{exc.strerror or exc}") from None  # fmt: skip
     target = demo_target()
     gen = torch.Generator().manual_seed(args.seed)
     K = target.means.shape[0]
@@ -104,21 +123,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     g = torch.linspace(-3.2, 3.2, 200, dtype=torch.float64)
     X, Y = torch.meshgrid(g, g, indexing="xy")
     L = target.log_prob(torch.stack([X.flatten(), Y.flatten()], 1)).reshape(X.shape)
-    fig, axes = plt.subplots(1, len(args.lam), figsize=(5 * len(args.lam), 5), squeeze=False)
+    fig, axes = plt.subplots(1, len(args.lam), figsize=(5.6 * len(args.lam), 5), squeeze=False, layout="constrained")
     for ax, lam in zip(axes[0], args.lam, strict=True):
         res = results[lam][0]
-        ax.contourf(X.numpy(), Y.numpy(), L.clamp(min=-12).numpy(), levels=30, cmap="Greys")
+        shade = ax.contourf(X.numpy(), Y.numpy(), L.clamp(min=-12).numpy(), levels=30, cmap="Greys")
+        fig.colorbar(shade, ax=ax, label="log density of the mixture (clipped at -12)", shrink=0.85)
         for p in range(args.pairs):
             c = res.curves[p].numpy()
-            ax.plot([a[p, 0], b[p, 0]], [a[p, 1], b[p, 1]], "--", color="tab:blue", lw=1)
-            ax.plot(c[:, 0], c[:, 1], color="tab:red", lw=1.5)
-        ax.plot(fm.mean[0], fm.mean[1], "*", color="gold", ms=14) if lam == args.lam[-1] else None
-        ax.set_title(f"lam = {lam:g}: straight (dashed) vs likely (red)")
+            ax.plot([a[p, 0], b[p, 0]], [a[p, 1], b[p, 1]], "--", color="tab:blue", lw=1,
+                    label="straight line" if p == 0 else None)  # fmt: skip
+            ax.plot(c[:, 0], c[:, 1], color="tab:red", lw=1.5, label="likely path" if p == 0 else None)
+        if lam == args.lam[-1]:
+            ax.plot(fm.mean[0], fm.mean[1], "*", color="gold", ms=14, mec="k", label="Fréchet mean")
+        ax.set_title(f"lam = {lam:g}: {int(res.converged.sum())}/{args.pairs} paths converged")
+        ax.set_xlabel("$x_1$")
+        ax.set_ylabel("$x_2$")
         ax.set_aspect("equal")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+        ax.legend(fontsize=7, loc="lower left")
     path = out / "fastinterp_geodesic.png"
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     print(f"saved {path}")
