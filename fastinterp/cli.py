@@ -204,8 +204,10 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
 def _dataset_config(args: argparse.Namespace):
     """The checked configuration of ``pde generate`` (``--config`` file, then flags, then ``--set`` values read by
-    the equation's spec); every mistake ends with one line naming the option, the value and what is allowed."""
+    the equation's spec; with ``--resume``, the directory's configuration for whatever is not given); every mistake
+    ends with one line naming the option, the value and what is allowed."""
     import json
+    import os
 
     from .pde.spec import SPECS
 
@@ -214,6 +216,16 @@ def _dataset_config(args: argparse.Namespace):
 
     keys = ("equation", "num", "res", "seed", "shard_size", "params")
     fields: dict = {}
+    if args.resume and os.path.exists(os.path.join(args.out, "manifest.json")):
+        # resuming: what the command line leaves out is the directory's own configuration (what it gives is compared)
+        from .datasets.generate import load_manifest
+
+        try:
+            stored, _ = load_manifest(args.out)
+        except ValueError:
+            stored = None  # generate() names what is wrong with the directory
+        if stored is not None and stored.equation == args.equation:
+            fields = stored.to_dict()
     if args.config:
         try:
             with open(args.config) as f:

@@ -238,6 +238,15 @@ def test_mismatches_name_each_setting_and_numbers_compare_as_numbers(clean):
     assert generate(root, _config(params={"tau": 1, "s": 3}), resume=True, progress=False)["complete"]
 
 
+def test_cli_resume_takes_the_directorys_configuration_for_what_it_does_not_give(clean, copy):
+    shard = copy / shard_name(1)
+    shard.unlink()  # an interrupted dataset: resume with nothing but the directory
+    assert cli.main(["pde", "generate", "grf", "--out", str(copy), "--resume", "--quiet"]) == 0
+    assert np.array_equal(_all(copy, _config()), clean[1])  # the regenerated shard is bit-identical
+    with pytest.raises(SystemExit, match=r"res: 16 in the directory, 32 given\. A dataset's configuration"):
+        cli.main(["pde", "generate", "grf", "--out", str(copy), "--resume", "--res", "32", "--quiet"])
+
+
 def test_a_second_generator_on_the_directory_is_refused(clean, tmp_path):
     root = tmp_path / "d"
     root.mkdir()

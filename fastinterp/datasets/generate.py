@@ -148,35 +148,18 @@ def dataset_status(root: str | Path) -> dict[str, list]:
     return status
 
 
-def _flat(config: DatasetConfig) -> dict:
-    d = config.to_dict()
-    return {**{k: v for k, v in d.items() if k != "params"}, **d["params"]}
-
-
-def _same(a, b) -> bool:
-    def number(v):
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-    if number(a) and number(b):
-        return a == b  # 200 == 200.0
-    return type(a) is type(b) and a == b
-
-
 def _show(v) -> str:
     return repr(v) if isinstance(v, str) else str(v)
 
 
 def config_differences(stored: DatasetConfig, given: DatasetConfig) -> list[str]:
     """Every setting in which ``given`` differs from ``stored`` (a directory's), as ``"res: 64 in the directory,
-    32 given"``; numbers compare as numbers (``200`` equals ``200.0``). Empty when they are the same dataset."""
-    a, b = _flat(stored), _flat(given)
-    out = []
-    for key in [*a, *(k for k in b if k not in a)]:
-        if key not in b or key not in a or not _same(a[key], b[key]):
-            old = _show(a[key]) if key in a else "absent"
-            new = _show(b[key]) if key in b else "absent"
-            out.append(f"{key}: {old} in the directory, {new} given")
-    return out
+    32 given"`` (:meth:`DatasetConfig.differences`: normalised values, so ``200`` equals ``200.0``). Empty when
+    they are the same dataset."""
+    return [
+        f"{key.removeprefix('params.')}: {_show(old)} in the directory, {_show(new)} given"
+        for key, old, new in stored.differences(given)
+    ]
 
 
 def _size(n: float) -> str:
