@@ -1,6 +1,7 @@
 // csrc/allen_cahn.cpp -- bindings of the stochastic Allen-Cahn samplers (csrc/allen_cahn.hpp): pCN chains of the
 // discrete Gibbs measure and the exponential Euler-Maruyama SPDE. One chain / trajectory per work item, any thread
 // count gives the same bits (randomness keyed by (seed, chain, step)); the GIL is released while they run.
+// The pCN parameters arrive as one struct, ACConfig (built by fastinterp/pde/allen_cahn.py from the spec's values).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -8,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -35,16 +37,28 @@ void check_indices(uint64_t first, long num, long step0, long steps) {
     throw py::value_error("chain (first + i) and step (step0 + s) indices must stay below 2^32");
 }
 
-Gibbs1D make_gibbs(long n, bool pinned, double vscale, double mass) {
-  if (n < 2 || n > (1L << 20)) throw py::value_error("n must be in [2, 2^20], got " + std::to_string(n));
-  pde::require_finite(vscale, "vscale");
-  pde::require_finite(mass, "mass");
-  if (vscale < 0) throw py::value_error("vscale must be >= 0, got " + std::to_string(vscale));
-  if (pinned ? mass < 0 : mass <= 0)
-    throw py::value_error(std::string("mass must be ") + (pinned ? ">= 0" : "> 0 with free ends (the zero mode)") +
-                          ", got " + std::to_string(mass));
-  return Gibbs1D(n, pinned, vscale, mass);
-}
+// The parameters of a pCN run, passed as one struct (bound as fastinterp._core.ACConfig). Their defaults, ranges and
+// documentation live in fastinterp/pde/spec.py (ALLEN_CAHN), which checks user input; validate() only guards the
+// invariants the sampler relies on (for direct _core calls), with short messages.
+struct ACConfig {
+  long n = 0;  // intervals N; no defaults here: they are the spec's
+  bool pinned = false;  // boundary "pinned" (u_0 = u_N = 0) or "free"
+  double vscale = 0;    // potential "double_well" (1) or "none" (0)
+  double mass = 0, target_accept = 0;
+
+  void validate() const {
+    if (n < 2 || n > (1L << 20))
+      throw std::invalid_argument("ACConfig: n must be in [2, 2^20], got " + std::to_string(n));
+    if (!(std::isfinite(mass) && (pinned ? mass >= 0 : mass > 0)))
+      throw std::invalid_argument(std::string("ACConfig: mass must be finite and ") +
+                                  (pinned ? ">= 0" : "> 0 with free ends") + ", got " + pde::num_str(mass));
+    if (!(std::isfinite(target_accept) && target_accept > 0 && target_accept < 1))
+      throw std::invalid_argument("ACConfig: target_accept must be in (0, 1), got " + pde::num_str(target_accept));
+  }
+  const char* boundary_name() const { return pinned ? "pinned" : "free"; }
+  const char* potential_name() const { return vscale != 0 ? "double_well" : "none"; }
+  Gibbs1D gibbs() const { return Gibbs1D(n, pinned, vscale, mass); }
+};
 
 template <class F>
 void for_each_item(long num, int threads, F&& body) {
@@ -68,12 +82,13 @@ py::array mcmc_samples(long num, long ns, long nn) {
   return py::array_t<S>({num, ns, nn});
 }
 
-py::tuple mcmc_run(const py::object& u_obj, const py::object& theta_obj, long n, bool pinned, double vscale,
-                   double mass, uint64_t seed, uint64_t first, long step0, long steps, long adapt_until, double target,
-                   long thin, const py::object& z_obj, const py::object& unif_obj, long threads,
-                   const std::string& dtype) {
+py::tuple mcmc_run(const py::object& u_obj, const py::object& theta_obj, const ACConfig& cfg, uint64_t seed,
+                   uint64_t first, long step0, long steps, long adapt_until, long thin, const py::object& z_obj,
+                   const py::object& unif_obj, long threads, const std::string& dtype) {
   const bool single = single_precision(dtype);
-  const Gibbs1D g = make_gibbs(n, pinned, vscale, mass);
+  const Gibbs1D g = cfg.gibbs();
+  const long n = cfg.n;
+  const double target = cfg.target_accept;
   const py::array ua = pde::checked_array<double>(u_obj, "u", 2, 2);
   const py::array ta = pde::checked_array<double>(theta_obj, "theta", 1, 1);
   const long num = ua.shape(0);
@@ -85,8 +100,6 @@ py::tuple mcmc_run(const py::object& u_obj, const py::object& theta_obj, long n,
   check_indices(first, num, step0, steps);
   if (adapt_until < 0) throw py::value_error("adapt_until must be >= 0, got " + std::to_string(adapt_until));
   if (thin < 1) throw py::value_error("thin must be >= 1, got " + std::to_string(thin));
-  pde::require_finite(target, "target_accept");
-  if (!(target > 0 && target < 1)) throw py::value_error("target_accept must be in (0, 1), got " + std::to_string(target));
   std::optional<py::array> za, una;
   if (z_obj.is_none() != unif_obj.is_none()) throw py::value_error("z and unif must be given together");
   if (!z_obj.is_none()) {
@@ -158,8 +171,9 @@ py::tuple mcmc_run(const py::object& u_obj, const py::object& theta_obj, long n,
   return py::make_tuple(u_out, theta_out, samples, accepted, alpha_sum);
 }
 
-py::array_t<double> mcmc_init(long num, long n, bool pinned, double mass, uint64_t seed, uint64_t first) {
-  const Gibbs1D g = make_gibbs(n, pinned, 1.0, mass);
+py::array_t<double> mcmc_init(long num, const ACConfig& cfg, uint64_t seed, uint64_t first) {
+  const Gibbs1D g = cfg.gibbs();  // the reference N(0, P^{-1}) does not depend on the potential
+  const long n = cfg.n;
   check_indices(first, num, 0, 0);
   py::array_t<double> out({num, n + 1});
   double* p = out.mutable_data();
@@ -480,33 +494,67 @@ py::array_t<double> spde_noise(uint64_t seed, uint64_t first, long num, long ste
 }  // namespace
 
 void bind_allen_cahn(py::module_& m) {
-  m.def("ac_mcmc_run", &mcmc_run, py::arg("u"), py::arg("theta"), py::kw_only(), py::arg("n"), py::arg("pinned"),
-        py::arg("vscale"), py::arg("mass"), py::arg("seed"), py::arg("first"), py::arg("step0"), py::arg("steps"),
-        py::arg("adapt_until"), py::arg("target_accept"), py::arg("thin"), py::arg("z") = py::none(),
-        py::arg("unif") = py::none(), py::arg("threads") = 1, py::arg("dtype") = "float64",
-        "pCN chains of the discrete Allen-Cahn Gibbs measure exp(-U) from u (chains, n+1) and theta = logit(beta) "
+  py::class_<ACConfig>(m, "ACConfig",
+                       "Parameters of an Allen-Cahn pCN run (read-only; defaults, ranges and documentation: "
+                       "fastinterp.pde.spec.ALLEN_CAHN). The constructor checks only the sampler's invariants.")
+      .def(py::init([](long n, const std::string& boundary, const std::string& potential, double mass,
+                       double target_accept) {
+             ACConfig c;
+             c.n = n;
+             if (boundary != "free" && boundary != "pinned")
+               throw std::invalid_argument("ACConfig: boundary must be 'free' or 'pinned', got '" + boundary + "'");
+             if (potential != "double_well" && potential != "none")
+               throw std::invalid_argument("ACConfig: potential must be 'double_well' or 'none', got '" + potential +
+                                           "'");
+             c.pinned = boundary == "pinned";
+             c.vscale = potential == "double_well" ? 1.0 : 0.0;
+             c.mass = mass;
+             c.target_accept = target_accept;
+             c.validate();
+             return c;
+           }),
+           py::kw_only(), py::arg("n"), py::arg("boundary"), py::arg("potential"), py::arg("mass"),
+           py::arg("target_accept"))
+      .def_readonly("n", &ACConfig::n)
+      .def_property_readonly("boundary", &ACConfig::boundary_name)
+      .def_property_readonly("potential", &ACConfig::potential_name)
+      .def_readonly("mass", &ACConfig::mass)
+      .def_readonly("target_accept", &ACConfig::target_accept)
+      .def_property_readonly("dof", [](const ACConfig& c) { return c.pinned ? c.n - 1 : c.n + 1; })
+      .def("__repr__", [](const ACConfig& c) {
+        return "ACConfig(n=" + std::to_string(c.n) + ", boundary='" + c.boundary_name() + "', potential='" +
+               c.potential_name() + "', mass=" + pde::num_str(c.mass) + ", target_accept=" +
+               pde::num_str(c.target_accept) + ")";
+      });
+  m.def("ac_mcmc_run", &mcmc_run, py::arg("u"), py::arg("theta"), py::arg("config"), py::kw_only(), py::arg("seed"),
+        py::arg("first"), py::arg("step0"), py::arg("steps"), py::arg("adapt_until"), py::arg("thin"),
+        py::arg("z") = py::none(), py::arg("unif") = py::none(), py::arg("threads") = 1, py::arg("dtype") = "float64",
+        "pCN chains of the discrete Allen-Cahn Gibbs measure exp(-U) with the parameters `config` (an ACConfig) "
+        "from u (chains, n+1) and theta = logit(beta) "
         "(chains,): `steps` steps numbered step0.., theta adapted while step < adapt_until, a sample recorded every "
-        "`thin` steps. Returns (u, theta, samples (chains, steps // thin, n+1), accepted (chains,) int64, "
+        "`thin` steps (toward config.target_accept). Returns (u, theta, samples (chains, steps // thin, n+1), accepted (chains,) int64, "
         "sum of acceptance probabilities (chains,)). z (chains, steps, dof) and unif (chains, steps) inject the "
         "proposal normals and accept uniforms. dtype ('float64' or 'float32') is the dtype of the recorded samples "
         "only: the chain itself always runs in float64.");
-  m.def("ac_mcmc_init", &mcmc_init, py::arg("num"), py::kw_only(), py::arg("n"), py::arg("pinned"), py::arg("mass"),
-        py::arg("seed"), py::arg("first") = 0,
-        "Initial pCN states (num, n+1): draws from the reference N(0, (A + m W)^{-1}), chain i keyed by (seed, first+i).");
+  m.def("ac_mcmc_init", &mcmc_init, py::arg("num"), py::arg("config"), py::kw_only(), py::arg("seed"),
+        py::arg("first") = 0,
+        "Initial pCN states (num, n+1) of `config` (an ACConfig): draws from the reference N(0, (A + m W)^{-1}), "
+        "chain i keyed by (seed, first+i).");
   m.def("ac_mcmc_noise", &mcmc_noise, py::arg("seed"), py::arg("first"), py::arg("num"), py::arg("step0"),
         py::arg("steps"), py::arg("dof"),
         "The proposal normals (num, steps, dof) and accept uniforms (num, steps) that ac_mcmc_run draws.");
   m.def(
       "ac_mcmc_factor",
-      [](long n, bool pinned, double mass) {
-        const Gibbs1D g = make_gibbs(n, pinned, 1.0, mass);
+      [](const ACConfig& cfg) {
+        const Gibbs1D g = cfg.gibbs();
         py::array_t<double> r(g.dof), s(g.dof - 1 > 0 ? g.dof - 1 : 0);
         std::copy(g.r.begin(), g.r.end(), r.mutable_data());
         std::copy(g.s.begin(), g.s.end(), s.mutable_data());
         return py::make_tuple(r, s);
       },
-      py::arg("n"), py::arg("pinned"), py::arg("mass"),
-      "The bidiagonal Cholesky factor R (diagonal, superdiagonal) of the pCN reference precision A + m W.");
+      py::arg("config"),
+      "The bidiagonal Cholesky factor R (diagonal, superdiagonal) of the pCN reference precision A + m W of "
+      "`config` (an ACConfig).");
   m.def("ac_spde_run", &spde_run, py::arg("state"), py::kw_only(), py::arg("phi"), py::arg("transform"),
         py::arg("boundary"), py::arg("weights"), py::arg("mu"),
         py::arg("dim"), py::arg("midpoint"), py::arg("vscale"), py::arg("dt"), py::arg("burn"), py::arg("every") = 1,

@@ -451,15 +451,18 @@ def test_bad_inputs_raise_clear_errors():
         ac.run(st, 3, z=np.zeros((2, 3, 8)), unif=np.full((2, 3), 0.5))
     with pytest.raises(ValueError, match="z must have shape"):
         ac.run(st, 3, z=np.zeros((2, 3, 8)), unif=np.full((2, 3), 0.5), backend="torch")
+    cfg = ac._config()
+    run = dict(seed=0, first=0, step0=0, steps=1, adapt_until=0, thin=1)
     with pytest.raises(TypeError, match="u must have dtype"):
-        _core.ac_mcmc_run(st.u.astype(np.float32), st.theta, n=8, pinned=False, vscale=1.0, mass=1.0, seed=0,
-                          first=0, step0=0, steps=1, adapt_until=0, target_accept=0.3, thin=1)  # fmt: skip
+        _core.ac_mcmc_run(st.u.astype(np.float32), st.theta, cfg, **run)
     with pytest.raises(ValueError, match="C-contiguous"):
-        _core.ac_mcmc_run(np.zeros((9, 2)).T, st.theta, n=8, pinned=False, vscale=1.0, mass=1.0,
-                          seed=0, first=0, step0=0, steps=1, adapt_until=0, target_accept=0.3, thin=1)  # fmt: skip
+        _core.ac_mcmc_run(np.zeros((9, 2)).T, st.theta, cfg, **run)
     with pytest.raises(ValueError, match=r"u must have shape \(chains, n \+ 1\)"):
-        _core.ac_mcmc_run(np.zeros((2, 8)), st.theta, n=8, pinned=False, vscale=1.0, mass=1.0, seed=0, first=0,
-                          step0=0, steps=1, adapt_until=0, target_accept=0.3, thin=1)  # fmt: skip
+        _core.ac_mcmc_run(np.zeros((2, 8)), st.theta, cfg, **run)
+    with pytest.raises(ValueError, match="theta must have shape"):
+        _core.ac_mcmc_run(st.u, st.theta[:1], cfg, **run)
+    with pytest.raises(TypeError, match="incompatible function arguments"):  # the parameters come as one struct
+        _core.ac_mcmc_run(st.u, st.theta, n=8, pinned=False, vscale=1.0, mass=1.0, target_accept=0.3, **run)
     with pytest.raises(ValueError, match="u must be finite"):
         ac.run(PCNState(np.full((2, 9), np.nan), st.theta), 1)
     with pytest.raises(ValueError, match="2\\^32"):
@@ -544,8 +547,8 @@ def test_wrong_dtype_arrays_into_the_extension_raise():
     with pytest.raises(TypeError, match="u must have dtype float64"):  # the pCN state stays float64
         ac.run(PCNState(st.u.astype(np.float32), st.theta), 2, dtype="float32")
     with pytest.raises(ValueError, match="dtype must be 'float64' or 'float32'"):
-        _core.ac_mcmc_run(st.u, st.theta, n=8, pinned=False, vscale=1.0, mass=1.0, seed=0, first=0, step0=0, steps=1,
-                          adapt_until=0, target_accept=0.3, thin=1, dtype="float16")  # fmt: skip
+        _core.ac_mcmc_run(st.u, st.theta, ac._config(), seed=0, first=0, step0=0, steps=1, adapt_until=0, thin=1,
+                          dtype="float16")  # fmt: skip
 
 
 def test_spde_divergence_is_an_error_not_nan():

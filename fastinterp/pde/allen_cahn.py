@@ -207,7 +207,7 @@ class _PCNTables:
     """Torch tables of the pCN twin: dense ``R^{-1}`` of the reference precision, weights, constants."""
 
     def __init__(self, ac: AllenCahn1D, device: torch.device) -> None:
-        r, s = _core().ac_mcmc_factor(ac.n, ac.boundary == "pinned", ac.mass)
+        r, s = _core().ac_mcmc_factor(ac._config())
         R = np.diag(r) + np.diag(s, 1)
         Rinv = np.linalg.solve(R, np.eye(len(r)))
         lo = 1 if ac.boundary == "pinned" else 0
@@ -292,16 +292,17 @@ class AllenCahn1D:
         d = np.diff(u, axis=-1)
         return (d * d).sum(-1) / (2 * h) + 0.5 * h * self.vscale * _V(0.5 * (u[..., 1:] + u[..., :-1])).sum(-1)
 
-    def _common(self) -> dict:
-        return dict(n=self.n, pinned=self.boundary == "pinned", vscale=self.vscale, mass=self.mass)
+    def _config(self):
+        """The engine's parameter struct, ``fastinterp._core.ACConfig`` (the spec's validated values)."""
+        return _core().ACConfig(n=self.n, boundary=self.boundary, potential=self.potential, mass=self.mass,
+                                target_accept=self.target_accept)  # fmt: skip
 
     def initial_state(self, num_chains: int, *, seed: int = 0, first: int = 0, beta: float = 0.5) -> PCNState:
         """Chains started from reference draws ``N(0, (A + m W)^{-1})`` (chain ``i`` keyed by ``(seed, first+i)``)
         with pCN step ``beta``."""
         num_chains = _int("num_chains", num_chains, 0)
         beta = _float("beta", beta, 0.0, True, 1.0)
-        u = _core().ac_mcmc_init(num_chains, n=self.n, pinned=self.boundary == "pinned", mass=self.mass,
-                                 seed=_seed(seed), first=_int("first", first, 0))  # fmt: skip
+        u = _core().ac_mcmc_init(num_chains, self._config(), seed=_seed(seed), first=_int("first", first, 0))
         return PCNState(u, np.full(num_chains, math.log(beta / (1 - beta))), 0)
 
     def run(
@@ -350,9 +351,8 @@ class AllenCahn1D:
             raise ValueError("z and unif must be given together")
         if backend == "cpp":
             u, theta, samples, acc, asum = _core().ac_mcmc_run(
-                state.u, state.theta, **self._common(), seed=seed, first=first, step0=step0, steps=steps,
-                adapt_until=adapt_until, target_accept=self.target_accept, thin=thin, z=z, unif=unif, threads=threads,
-                dtype=dtype,
+                state.u, state.theta, self._config(), seed=seed, first=first, step0=step0, steps=steps,
+                adapt_until=adapt_until, thin=thin, z=z, unif=unif, threads=threads, dtype=dtype,
             )  # fmt: skip
             return PCNState(u, theta, step0 + steps), samples, acc, asum
         return self._run_torch(state, steps, seed, first, adapt_until, thin, z, unif, device, dtype)

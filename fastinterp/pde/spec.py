@@ -261,7 +261,7 @@ def grf_sigma2(s: float, tau: float) -> float:
             f"sigma2 = ((2 pi)^2 + tau^2)^s overflows a float (s = {s:g}, tau = {tau:g}): "
             f"need s * ln((2 pi)^2 + tau^2) < 709"
         )
-    return ((2 * math.pi) ** 2 + tau**2) ** s  # the formula of targets.GaussianRandomField, bit for bit
+    return ((2 * math.pi) ** 2 + tau**2) ** s  # the one formula (targets.GaussianRandomField uses it too)
 
 
 def _grf_sigma2(v: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from .._utils import check_int
+from ..pde.spec import GRF, grf_sigma2
 from ..schedules import Schedule
 from .base import Target
 from .gaussian import drift_rates
@@ -33,20 +34,16 @@ from .gaussian import drift_rates
 __all__ = ["GaussianRandomField"]
 
 
-def field_parameters(dim: object, s: object, tau: object, sigma2: object) -> tuple[float, float, float]:
-    """Checked ``(s, tau, sigma2)`` of the spectrum ``sigma2 (|2 pi k|^2 + tau^2)^(-s)`` (``dim`` in 1, 2), with
-    the default ``sigma2 = ((2 pi)^2 + tau^2)^s`` (``S = 1`` at ``|k| = 2 pi``); shared with
-    :class:`fastinterp.pde.GaussianField`."""
-    if dim not in (1, 2):
-        raise ValueError(f"dim must be 1 or 2, got {dim!r}")
-    for name, v in (("s", s), ("tau", tau)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"{name} must be finite and >= 0, got {v!r}")
-    if sigma2 is None:
-        sigma2 = ((2 * math.pi) ** 2 + tau**2) ** s  # type: ignore[operator]
-    if isinstance(sigma2, bool) or not isinstance(sigma2, (int, float)) or not math.isfinite(sigma2) or sigma2 <= 0:
-        raise ValueError(f"sigma2 must be finite and > 0, got {sigma2!r}")
-    return float(s), float(tau), float(sigma2)  # type: ignore[arg-type]
+_P = GRF.params  # defaults, ranges and documentation of dim, s, tau, sigma2 (fastinterp/pde/spec.py, their one home)
+
+
+def field_parameters(dim: object, s: object, tau: object, sigma2: object) -> tuple[int, float, float, float]:
+    """Checked ``(dim, s, tau, sigma2)`` of the spectrum ``sigma2 (|2 pi k|^2 + tau^2)^(-s)``, by the spec
+    :data:`fastinterp.pde.spec.GRF` (the checks :class:`fastinterp.pde.GaussianField` uses too), with the default
+    ``sigma2 = ((2 pi)^2 + tau^2)^s`` (``S = 1`` at ``|k| = 2 pi``; ``ValueError`` when it overflows)."""
+    v = GRF.validate({"dim": dim, "s": s, "tau": tau, "sigma2": sigma2}, dataset=False, partial=True)
+    sigma2 = grf_sigma2(v["s"], v["tau"]) if v["sigma2"] is None else v["sigma2"]
+    return v["dim"], v["s"], v["tau"], sigma2
 
 
 class GaussianRandomField(Target):
@@ -55,25 +52,28 @@ class GaussianRandomField(Target):
     Args:
         n: grid points per side (even, >= 4).
         dim: 1 or 2.
-        s: smoothness exponent (paper: 3).
-        tau: inverse length scale (paper: 1).
-        sigma2: amplitude; default ``((2 pi)^2 + tau^2)^s`` (``S = 1`` at ``|k| = 2 pi``).
+        s: smoothness exponent (paper: 3), ``>= 0``.
+        tau: inverse length scale (paper: 1), in ``[0, 1e6]``.
+        sigma2: amplitude ``> 0``; default ``((2 pi)^2 + tau^2)^s`` (``S = 1`` at ``|k| = 2 pi``).
         dtype: dtype of the spectrum and of samples (float64 default).
+
+    Defaults and ranges of ``dim``, ``s``, ``tau`` and ``sigma2`` are those of :data:`fastinterp.pde.spec.GRF`; an
+    invalid value raises ``ValueError`` naming it and its range.
     """
 
     def __init__(
         self,
         n: int,
-        dim: int = 2,
-        s: float = 3.0,
-        tau: float = 1.0,
-        sigma2: float | None = None,
+        dim: int = _P["dim"].default,
+        s: float = _P["s"].default,
+        tau: float = _P["tau"].default,
+        sigma2: float | None = _P["sigma2"].default,
         *,
         dtype: torch.dtype = torch.float64,
     ) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 4 or n % 2:
             raise ValueError(f"n must be an even int >= 4, got {n!r}")
-        s, tau, sigma2 = field_parameters(dim, s, tau, sigma2)
+        dim, s, tau, sigma2 = field_parameters(dim, s, tau, sigma2)
         self.n, self.dim, self.s, self.tau, self.sigma2 = n, dim, s, tau, sigma2
         self.dtype = dtype
         self.event_shape = (n,) * dim
