@@ -11,7 +11,7 @@ import argparse
 import copy
 import sys
 
-from ._argtypes import int_at_least
+from ._argtypes import add_geodesic_arguments, int_at_least, seed
 
 __all__ = ["main"]
 
@@ -57,6 +57,18 @@ def _writable_folder(command: str, path: str) -> None:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise SystemExit(f"fastinterp {command}: --out {path} is not a writable folder: {reason}") from None
+
+
+def _not_under_a_file(command: str, path: str) -> None:
+    """Refuse an ``--out`` folder that is a file or lies under one, before any work (nothing is created)."""
+    from pathlib import Path
+
+    for folder in (Path(path), *Path(path).parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "" if folder == Path(path) else f": {folder}"
+                raise SystemExit(f"fastinterp {command}: --out {path}{where} is a file, not a folder")
+            return
 
 
 def _check_device(command: str, text: str):
@@ -112,6 +124,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _load_array(path: str):
     """The samples ``--data`` names as a float32 tensor ``(n, ...)``; one line naming the path if it cannot be read."""
     import os
+    import pickle
 
     def fail(reason: str):
         raise SystemExit(f"fastinterp train: --data {path}: {reason}")
@@ -138,7 +151,10 @@ def _load_array(path: str):
             data = torch.from_numpy(np.load(path))
         else:
             data = torch.load(path, weights_only=True)
-    except Exception as exc:  # unreadable, truncated, pickled objects, unsupported dtypes...
+    except pickle.UnpicklingError:  # torch.load(weights_only=True): its long advice would mislead here
+        fail("cannot be read: not a tensor saved by torch.save (an unreadable file, or pickled Python objects, "
+             "which are never loaded)")  # fmt: skip
+    except Exception as exc:  # unreadable, truncated, unsupported dtypes...
         fail(f"cannot be read ({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})")
     if not isinstance(data, torch.Tensor):
         fail(f"must hold one tensor, got {type(data).__name__}")
@@ -150,7 +166,17 @@ def _load_array(path: str):
 #: train()'s option names as the command line spells them, for its one-line errors.
 _TRAIN_FLAGS = {
     name: "--" + name.replace("_", "-")
-    for name in ("batch_size", "checkpoint_every", "ema_decay", "grad_clip", "lr", "seed", "steps", "weight_decay")
+    for name in (
+        "batch_size",
+        "checkpoint_every",
+        "ema_decay",
+        "grad_clip",
+        "lr",
+        "out",
+        "seed",
+        "steps",
+        "weight_decay",
+    )
 }
 _TRAIN_FLAGS["allow_changes"] = "--allow-changed"
 
@@ -166,9 +192,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         data = data.reshape(-1, *data.shape[2:])  # (trajectory, time, ...) -> snapshots
     allow = [name.strip().replace("-", "_") for name in (args.allow_changed or "").split(",") if name.strip()]
     try:
-        torch.manual_seed(args.seed)  # the initial weights; train() checks the seed's range
-    except RuntimeError as exc:
-        raise SystemExit(f"fastinterp train: --seed {args.seed}: {exc}") from None
+        torch.manual_seed(args.seed)  # the initial weights; train() checks the seed's lower bound
+    except (RuntimeError, ValueError):  # torch's seeds are 64-bit: "Overflow when unpacking long long"
+        raise SystemExit(f"fastinterp train: --seed must be an integer in [0, 2**64 - 1], got {args.seed}") from None
     try:
         model = build_model(args.model)
     except ValueError as exc:
@@ -187,6 +213,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise SystemExit(f"fastinterp train: {message}") from None
     print(f"trained {result.step} steps, final loss {result.losses[-1]:.4g}; checkpoint {result.checkpoint}")
     return 0
+
+
+def _cmd_geodesic(args: argparse.Namespace) -> int:
+    from .geometry.demo import run
+
+    return run(args)
 
 
 def _cmd_experiment(args: argparse.Namespace) -> int:
@@ -230,8 +262,10 @@ def _dataset_config(args: argparse.Namespace):
         try:
             with open(args.config) as f:
                 fields = json.load(f)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            fail(f"cannot read --config {args.config}: {exc}")
+        except OSError as exc:
+            fail(f"cannot read --config {args.config}: {exc.strerror or exc}")
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            fail(f"--config {args.config} is not a JSON file: {exc}")
         if not isinstance(fields, dict) or not isinstance(fields.get("params", {}), dict):
             fail(f"--config {args.config} must hold a JSON object with keys among {', '.join(keys)} "
                  "(params: an object)")  # fmt: skip
@@ -269,6 +303,7 @@ def _cmd_pde_generate(args: argparse.Namespace) -> int:
     from .datasets.generate import distributed_context, generate
     from .pde import DivergedError
 
+    _not_under_a_file("pde generate", args.out)
     config = _dataset_config(args)
     rank, world, barrier = distributed_context()
     try:
@@ -424,7 +459,8 @@ def _cmd_pde_plot(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if not Path(args.dir).is_dir():
-        raise SystemExit(f"fastinterp pde plot: the dataset directory {args.dir} does not exist")
+        what = "is not a directory" if Path(args.dir).exists() else "does not exist"
+        raise SystemExit(f"fastinterp pde plot: the dataset directory {args.dir} {what}")
     if not out.parent.is_dir():
         raise SystemExit(f"fastinterp pde plot: --out {args.out}: the folder {out.parent} does not exist")
     try:
@@ -563,9 +599,8 @@ def _resolution(text: str) -> int:
     return value
 
 
-def build_parser(*, geodesic: bool = False) -> argparse.ArgumentParser:
-    """The parser of every command; ``geodesic=True`` adds the options of ``fastinterp geodesic`` (which imports
-    torch: :func:`main` asks for them only when the command is ``geodesic``)."""
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command (standard library only: building it imports neither torch nor numpy)."""
     from ._version import __version__
 
     parser = argparse.ArgumentParser(
@@ -590,7 +625,7 @@ def build_parser(*, geodesic: bool = False) -> argparse.ArgumentParser:
     demo.add_argument("--field-samples", type=_positive_int, default=64, help="random fields per resolution")
     demo.add_argument("--resolutions", type=_resolution, nargs="+", default=[32, 64, 128], metavar="N",
                       help="grid sizes of the random fields (even, >= 4)")  # fmt: skip
-    demo.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the noise")
+    demo.add_argument("--seed", type=seed, default=0, help="seed of the noise")
     demo.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda or cuda:1")
     demo.set_defaults(func=_cmd_demo)
 
@@ -635,7 +670,7 @@ def build_parser(*, geodesic: bool = False) -> argparse.ArgumentParser:
     ex.add_argument("--preset", default="cpu", choices=["tiny", "cpu", "paper"],
                     help="tiny: a smoke test; cpu: minutes on 2 cores; paper: the GPU scale")  # fmt: skip
     ex.add_argument("--out", default="experiment", help="folder for report.json, checkpoint.pt and spectra.png")
-    ex.add_argument("--seed", type=_nonnegative_int, default=0, help="seed of the data, the weights and the noise")
+    ex.add_argument("--seed", type=seed, default=0, help="seed of the data, the weights and the noise")
     ex.set_defaults(func=_cmd_experiment)
 
     pde = sub.add_parser(
@@ -695,10 +730,7 @@ def build_parser(*, geodesic: bool = False) -> argparse.ArgumentParser:
         description="Likely paths (ProbGEORCE) between points of a 2-D Gaussian mixture against straight lines.",
         formatter_class=_Formatter,
     )
-    if geodesic:  # its options live with the demo, fastinterp/geometry/demo.py
-        from .geometry import demo as geodesic_demo
-
-        geodesic_demo.add_arguments(geo).set_defaults(func=geodesic_demo.run)
+    add_geodesic_arguments(geo).set_defaults(func=_cmd_geodesic)  # shared with fastinterp/geometry/demo.py
 
     info = sub.add_parser("info", help="versions and native build information", formatter_class=_Formatter)
     info.set_defaults(func=_cmd_info)
@@ -712,7 +744,7 @@ def main(argv: list[str] | None = None) -> int:
     (status 130).
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser(geodesic=argv[:1] == ["geodesic"]).parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -89,6 +89,8 @@ def _settings(
     check_int("batch_size", batch_size, 1)
     check_int("checkpoint_every", checkpoint_every, 1)
     check_int("seed", seed, 0)
+    if seed >= 2**64:
+        raise ValueError(f"seed must be < 2**64 (a torch.Generator seed), got {seed}")
     if not isinstance(antithetic, bool):
         raise TypeError(f"antithetic must be a bool, got {type(antithetic).__name__}")
     return {
@@ -138,6 +140,9 @@ def _check_writable(out: Path) -> None:
     if out.is_dir():
         raise IsADirectoryError(f"out {out} is a directory; give a checkpoint file path")
     probe = out.with_name(f".{out.name}.probe-{os.getpid()}")
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise NotADirectoryError(f"out {out}: cannot write a checkpoint there: {blocker} is a file, not a folder")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(probe, "wb") as f:

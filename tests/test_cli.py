@@ -51,7 +51,8 @@ def test_the_command_line_starts_without_torch(tmp_path):
         "import sys\n"
         "from fastinterp import cli\n"
         "for argv in (['--help'], ['pde', 'generate', '--help'], ['demo', '--help'], ['demo', '--seed', '-1'],\n"
-        "             ['pde', 'plot', 'x', '--out', 'x.png', '--bogus']):\n"
+        "             ['pde', 'plot', 'x', '--out', 'x.png', '--bogus'], ['geodesic', '--help'],\n"
+        "             ['geodesic', '--pairs', '0'], ['geodesic', '--lam', 'x']):\n"
         "    try:\n"
         "        cli.main(argv)\n"
         "    except SystemExit:\n"
@@ -128,7 +129,7 @@ def test_help_shows_the_defaults(capsys):
 
 
 def test_every_option_of_these_commands_has_help():
-    parser = cli.build_parser(geodesic=True)
+    parser = cli.build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     pde = next(a for a in sub.choices["pde"]._actions if a.dest == "pde_command")
     parsers = {name: sub.choices[name] for name in ("demo", "experiment", "geodesic", "info")}

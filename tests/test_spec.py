@@ -3,6 +3,7 @@
 import inspect
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -288,7 +289,7 @@ def test_config_file_mistakes_are_one_line(tmp_path):
         ('{"num": 2, "res": 32, "resolution": 64}', "unknown keys resolution; valid: equation, num, res"),
         ("[1, 2]", "must hold a JSON object"),
         ('{"num": 2, "res": 32, "params": {"s": -1}}', r"grf s must be a float >= 0, got -1$"),
-        ("{oops", "cannot read --config"),
+        ("{oops", r"--config .*c\.json is not a JSON file"),
     ]:
         cfg = tmp_path / "c.json"
         cfg.write_text(content)
@@ -322,3 +323,62 @@ def test_common_fields_and_math():
     assert COMMON["num"].check(4.0) == 4 and COMMON["seed"].check(2**64 - 1) == 2**64 - 1
     assert SPECS["grf"].validate({"s": 3, "tau": 1})["s"] == 3.0
     assert math.isclose(GaussianField(8).sigma2, ((2 * math.pi) ** 2 + 1) ** 3)
+
+
+def test_the_allen_cahn_engine_takes_one_struct():
+    from fastinterp import _core
+
+    ac = AllenCahn1D(16, boundary="pinned", potential="none", mass=0.5, target_accept=0.4)
+    cfg = ac._config()
+    assert type(cfg) is _core.ACConfig
+    assert (cfg.n, cfg.boundary, cfg.potential, cfg.mass, cfg.target_accept, cfg.dof) == (
+        16, "pinned", "none", 0.5, 0.4, ac.dof
+    )  # fmt: skip
+    assert repr(cfg) == "ACConfig(n=16, boundary='pinned', potential='none', mass=0.5, target_accept=0.4)"
+    with pytest.raises(AttributeError):
+        cfg.mass = 1.0  # read-only: a struct that passed its checks stays valid
+    # every engine entry point of the chain takes the struct, not the parameters one by one
+    for fn in (_core.ac_mcmc_run, _core.ac_mcmc_init, _core.ac_mcmc_factor):
+        sig = fn.__doc__.splitlines()[0]
+        assert "config: fastinterp._core.ACConfig" in sig, sig
+        args = set(re.findall(r"(\w+): ", sig))
+        assert not args & {"n", "pinned", "boundary", "vscale", "potential", "mass", "target_accept"}, sig
+    # the struct guards the sampler's invariants only (short messages); the user-facing checks are the spec's
+    good = dict(n=16, boundary="free", potential="double_well", mass=1.0, target_accept=0.25)
+    for bad, match in [
+        (dict(n=1), "n must be in"), (dict(mass=0.0), "mass must be finite and > 0 with free ends"),
+        (dict(mass=float("nan")), "mass must be finite"),
+        (dict(target_accept=1.0), r"target_accept must be in \(0, 1\)"),
+        (dict(boundary="periodic"), "boundary must be"), (dict(potential="quartic"), "potential must be"),
+    ]:  # fmt: skip
+        with pytest.raises(ValueError, match=f"^ACConfig: {match}"):
+            _core.ACConfig(**{**good, **bad})
+    assert _core.ACConfig(**{**good, "boundary": "pinned", "mass": 0.0}).mass == 0.0
+    with pytest.raises(ValueError, match=r"^target_accept must be a float in \(0, 1\), got 1.0$"):
+        AllenCahn1D(16, target_accept=1.0)  # the spec's message reaches the user, before the engine
+
+
+def test_grf_parameter_checks_have_one_home():
+    from fastinterp.targets import GaussianRandomField
+
+    spec = SPECS["grf"]
+    for bad in [dict(dim=3), dict(s=-1.0), dict(s="3"), dict(tau=float("nan")), dict(tau=True), dict(tau=2e6),
+                dict(sigma2=0.0), dict(sigma2=float("inf")), dict(s=1000.0)]:  # fmt: skip
+        messages = set()
+        for make in (
+            lambda b: spec.validate(b, dataset=False, partial=False),
+            lambda b: GaussianField(8, **b),
+            lambda b: GaussianRandomField(8, **b),
+        ):
+            with pytest.raises(ValueError) as info:
+                make(bad)
+            messages.add(str(info.value))
+        assert len(messages) == 1, (bad, messages)
+        (msg,) = messages
+        assert next(iter(bad)) in msg, msg
+    defaults = {k: v.default for k, v in inspect.signature(GaussianRandomField.__init__).parameters.items()}
+    for key in ("dim", "s", "tau", "sigma2"):
+        assert defaults[key] == spec.params[key].default, key
+    f = GaussianRandomField(8, dim=1.0, s=2, tau=7)  # numbers coerced as in a dataset
+    assert (type(f.dim), type(f.s), type(f.tau)) == (int, float, float)
+    assert f.sigma2 == GaussianField(8, 1, s=2, tau=7).sigma2 == ((2 * math.pi) ** 2 + 49.0) ** 2.0

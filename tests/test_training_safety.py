@@ -178,6 +178,7 @@ def test_unwritable_out_fails_before_the_first_step(tmp_path):
     with pytest.raises(OSError, match=f"out {bad}: cannot write a checkpoint there: ") as info:
         train(_net(), _data(), out=bad, callback=lambda s, v: steps.append(s), **KW)
     assert steps == [] and "\n" not in str(info.value)
+    assert f"{tmp_path / 'file'} is a file, not a folder" in str(info.value)
     with pytest.raises(IsADirectoryError, match="is a directory"):
         train(_net(), _data(), out=tmp_path, **KW)
     # the folder is created, and no probe file is left behind
@@ -211,6 +212,7 @@ def test_unwritable_out_fails_before_the_first_step(tmp_path):
         (dict(checkpoint_every=0), ValueError, "checkpoint_every must be >= 1, got 0"),
         (dict(seed=-1), ValueError, "seed must be >= 0, got -1"),
         (dict(seed=1.5), TypeError, "seed must be an int, got float"),
+        (dict(seed=2**64), ValueError, "seed must be < 2**64 (a torch.Generator seed), got 18446744073709551616"),
         (dict(antithetic=1), TypeError, "antithetic must be a bool, got int"),
         (dict(prediction="velocty"), ValueError, "prediction must be one of"),
         (dict(schedule="linear"), TypeError, "schedule must be a fastinterp Schedule, got str"),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .._argtypes import int_at_least, nonnegative_float
+from .._argtypes import add_geodesic_arguments as add_arguments  # the options: standard library only (fast --help)
 from ..targets import GaussianMixture
 from .frechet import frechet_mean
 from .probgeorce import likely_path
@@ -30,24 +30,6 @@ def demo_target(modes: int = 6, radius: float = 2.0, var: float = 0.1) -> Gaussi
     ang = torch.arange(modes, dtype=torch.float64) * (2 * math.pi / modes)
     means = radius * torch.stack([ang.cos(), ang.sin()], 1)
     return GaussianMixture(means, torch.ones(modes, dtype=torch.float64), var)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the demo's options to ``parser`` (``fastinterp geodesic`` and :func:`main` share them); returns it."""
-    p = parser
-    p.add_argument(
-        "--out", default=".", help="folder for fastinterp_geodesic.png (default: %(default)s, the current folder)"
-    )
-    p.add_argument("--no-plot", action="store_true", help="print the table only")
-    p.add_argument("--pairs", type=int_at_least(1), default=6, help="number of pairs of points")
-    p.add_argument(
-        "--lam", type=nonnegative_float, nargs="+", default=[2.0, 20.0], help="potential weights, one panel each"
-    )
-    p.add_argument("--n-grid", type=int_at_least(2), default=100, help="steps per curve")
-    p.add_argument("--max-iter", type=int_at_least(0), default=1000, help="ProbGEORCE iterations at most")
-    p.add_argument("--plain", action="store_true", help="the paper's plain iteration, not conjugate directions")
-    p.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the points")
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
