@@ -88,6 +88,22 @@ def test_streaming_digest_is_the_digest_of_the_whole_array(clean):
     assert verify_shard(root / shard_name(1), config, 2, 2)["n_values"] == 2 * 16 * 16
 
 
+def test_shards_stored_before_numbers_were_normalised_still_verify(copy):
+    # a shard written when `--set tau=1` was stored as the int 1: another fingerprint, the same configuration
+    legacy = {**_config().to_dict(), "params": {**_config().params, "tau": 1}}
+    text = json.dumps(legacy, sort_keys=True, separators=(",", ":"))
+    old = hashlib.sha256(text.encode()).hexdigest()[:16]
+    assert old != _config().fingerprint
+    with h5py.File(copy / shard_name(1), "r+") as f:
+        f["fastinterp"].attrs["fingerprint"] = old
+        f["fastinterp"].attrs["config"] = json.dumps(legacy, sort_keys=True)
+    assert verify_shard(copy / shard_name(1), _config(), 2, 2)["n_values"] == 2 * 16 * 16
+    with h5py.File(copy / shard_name(1), "r+") as f:  # another dataset's is still refused
+        f["fastinterp"].attrs["config"] = json.dumps({**legacy, "params": {**legacy["params"], "tau": 2}})
+    with pytest.raises(ShardError, match="a shard of another dataset"):
+        verify_shard(copy / shard_name(1), _config(), 2, 2)
+
+
 def test_every_reader_refuses_a_damaged_shard_and_names_it(copy, tmp_path, capsys):
     _flip(copy / shard_name(1))
     config = _config()

@@ -321,6 +321,16 @@ def verify_shard(path: str | Path, config: DatasetConfig, first: int, count: int
     return dict(_VERIFIED[key])
 
 
+def _same_configuration(stored_json: object, config: DatasetConfig) -> bool:
+    """Whether a shard's stored configuration is ``config`` once normalised: shards written before numbers were
+    normalised to their parameter's type (``t_burn=200`` stored as an int) carry another fingerprint for the same
+    dataset."""
+    try:
+        return DatasetConfig.from_dict(json.loads(stored_json)).fingerprint == config.fingerprint
+    except (TypeError, ValueError):
+        return False
+
+
 def _verify(path: Path, config: DatasetConfig, first: int, count: int) -> dict:
     h5py = import_h5py()
     name = FIELD_NAMES[config.equation]
@@ -329,7 +339,7 @@ def _verify(path: Path, config: DatasetConfig, first: int, count: int) -> dict:
         with h5py.File(path, "r") as f:
             fi = f["fastinterp"]
             fingerprint = fi.attrs["fingerprint"]
-            if fingerprint != config.fingerprint:
+            if fingerprint != config.fingerprint and not _same_configuration(fi.attrs.get("config"), config):
                 try:
                     theirs = _summary(json.loads(fi.attrs["config"]))
                 except (KeyError, ValueError):
