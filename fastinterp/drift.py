@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Callable, Sequence
 
 from torch import Tensor
@@ -11,11 +13,39 @@ from .predictions import check_prediction, conversion_coefficients
 from .schedules import Linear, Schedule
 from .transfer import TransferredModel, transfer_coefficients
 
-__all__ = ["Drift", "ModelCall", "check_drift"]
+__all__ = ["Drift", "ModelCall", "NoiseRange", "check_drift", "check_noise_range"]
 
 Model = Callable[..., Tensor]
 #: How a sampler calls the raw model: ``call(model, x, t) -> y`` (conditioning, guidance, precision live there).
 ModelCall = Callable[[Model, Tensor, Tensor], Tensor]
+#: Trained band ``(r_min, r_max)`` of noise-to-signal ratios ``r = alpha / beta``, ``0 <= r_min < r_max <= inf``.
+NoiseRange = tuple[float, float]
+
+
+def check_noise_range(noise_range: object) -> NoiseRange | None:
+    """``noise_range`` as a pair of floats ``(r_min, r_max)`` with ``0 <= r_min < r_max <= inf``, or None.
+
+    Raises:
+        TypeError: not None and not a pair of real numbers.
+        ValueError: a NaN, a negative ``r_min``, or ``r_max <= r_min``.
+    """
+    if noise_range is None:
+        return None
+    if (
+        not isinstance(noise_range, (tuple, list))
+        or len(noise_range) != 2
+        or any(isinstance(r, bool) or not isinstance(r, numbers.Real) for r in noise_range)
+    ):
+        raise TypeError(
+            f"Drift noise_range must be None or a pair (r_min, r_max) of noise-to-signal ratios alpha/beta, "
+            f"got {noise_range!r}"
+        )
+    r_min, r_max = float(noise_range[0]), float(noise_range[1])
+    if math.isnan(r_min) or math.isnan(r_max) or not 0.0 <= r_min < r_max:
+        raise ValueError(
+            f"Drift noise_range must satisfy 0 <= r_min < r_max <= inf (r = alpha/beta), got ({r_min!r}, {r_max!r})"
+        )
+    return r_min, r_max
 
 
 def _plain_call(model: Model, x: Tensor, t: Tensor) -> Tensor:
@@ -38,6 +68,13 @@ class Drift:
         model: the callable.
         schedule: the schedule the model was trained under (default :class:`~fastinterp.Linear`).
         prediction: what the model outputs.
+        noise_range: the band ``(r_min, r_max)`` of noise-to-signal ratios ``r = alpha / beta`` the model was
+            trained on (``0 <= r_min < r_max <= inf``; ratios do not depend on the schedule, so transfers keep it),
+            or None (any level). The samplers then start at the time of ``r_max`` from pure noise and end at the
+            time of ``r_min`` (:func:`fastinterp.sample`).
+
+    Attributes:
+        noise_range: the validated ``(r_min, r_max)`` as floats, or None.
 
     Example:
         >>> d = Drift(net, schedule=Linear(), prediction="velocity")
@@ -45,13 +82,21 @@ class Drift:
         >>> v = d_fast(x, t)                               # the target schedule's drift b_t(x)
     """
 
-    def __init__(self, model: Model, schedule: Schedule | None = None, prediction: str = "velocity") -> None:
+    def __init__(
+        self,
+        model: Model,
+        schedule: Schedule | None = None,
+        prediction: str = "velocity",
+        *,
+        noise_range: tuple[float, float] | None = None,
+    ) -> None:
         if not callable(model):
             raise TypeError(f"model must be callable as model(x, t), got {type(model).__name__}")
         schedule = Linear() if schedule is None else check_schedule("schedule", schedule)
         self.model = model
         self.schedule = schedule
         self.prediction = check_prediction(prediction)
+        self.noise_range = check_noise_range(noise_range)
 
     @property
     def source(self) -> Drift:
@@ -125,14 +170,31 @@ class Drift:
         """This drift served under another schedule, without retraining (see :mod:`fastinterp.transfer`).
 
         Transferring an already transferred drift goes straight from the original source: chains of transfers
-        cost one model evaluation and no extra rounding.
+        cost one model evaluation and no extra rounding. The :attr:`noise_range` is kept: noise-to-signal ratios
+        are what the transfer matches, so the trained band is the same set of ratios under every schedule.
         """
         check_schedule("schedule", schedule)
         model = TransferredModel(self.source, schedule)
-        return Drift(model, schedule=schedule, prediction=model.prediction)
+        return Drift(model, schedule=schedule, prediction=model.prediction, noise_range=self.noise_range)
+
+    def centred(self, mean: Tensor | float) -> Drift:
+        """This drift for the centred data ``y = I_t - beta_t m`` (see :mod:`fastinterp.centring`).
+
+        Its model is ``model(y + beta_t m, t) - w_t m`` (``w_t`` the prediction's weight on ``x1^``), same schedule,
+        prediction and noise range; a transferred drift is centred at its source and transferred again.
+        ``fi.sample(drift, z, mean=m)`` integrates it and adds ``beta_{t_max} m``.
+
+        Args:
+            mean: the data mean ``m``: a finite floating-point tensor broadcastable to the event shape (no batch
+                dimension), on the states' device, or a number.
+        """
+        from .centring import centred  # imported on use: most drifts are never centred
+
+        return centred(self, mean)
 
     def __repr__(self) -> str:
-        return f"Drift({self.model!r}, schedule={self.schedule!r}, prediction={self.prediction!r})"
+        band = "" if self.noise_range is None else f", noise_range={self.noise_range!r}"
+        return f"Drift({self.model!r}, schedule={self.schedule!r}, prediction={self.prediction!r}{band})"
 
 
 def check_drift(drift: object) -> Drift:

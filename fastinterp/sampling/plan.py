@@ -13,6 +13,15 @@ where ``t'`` and ``s`` come from the transfer map (``t' = t``, ``s = 1`` without
 source's prediction-to-denoiser conversion at ``t'`` and the target's denoiser-to-velocity conversion at ``t``.
 :class:`CoefficientTable` holds those scalars for the whole run; :mod:`fastinterp.sampling.layout` turns them
 into the matrices of the fused updates.
+
+**Trained noise ranges.** A drift with a ``noise_range = (r_min, r_max)`` (noise-to-signal ratios ``alpha / beta``
+its model was trained on) sets the defaults of the ends: ``t_min`` is the time the sampler's schedule reaches
+``r_max`` and ``t_max`` the time it reaches ``r_min`` (1e-3 and 1 - 1e-3 where ``r_max = inf`` or ``r_min = 0``);
+explicit ends outside the band raise (:func:`trained_interval`). Its default start is ``"noise"``: the sampler is
+given pure noise ``z`` and starts from ``alpha(t_min) z``, the noise part of ``I_{t_min} = alpha z + beta x1`` (what
+diffusers' ``init_noise_sigma`` and DDPM samplers do); the missing ``beta(t_min) x1`` is the price of not knowing
+the data, an error that vanishes as ``r_max`` grows. ``start="state"`` (the default without a band) takes the given
+tensor as the state at ``t_min`` itself.
 """
 
 from __future__ import annotations
@@ -27,7 +36,8 @@ import torch
 from torch import Tensor
 
 from .._utils import check_bool, check_int, check_interval
-from ..drift import Drift, check_drift
+from ..drift import Drift, NoiseRange, check_drift
+from ..schedules import Schedule
 from ..solvers import ExplicitRK, get_solver
 from .layout import DENOISE_LAYOUT, SDE_LAYOUT, StageLayout, guided, sde_matrices, stage_matrices
 
@@ -39,13 +49,22 @@ __all__ = [
     "build_table",
     "make_plan",
     "nfe",
+    "ratio_time",
     "time_grid",
+    "trained_interval",
 ]
+
+#: Default ends of the time grid without a trained noise range (the drift is singular at 0 and 1).
+T_MIN, T_MAX = 1e-3, 1 - 1e-3
+#: Relative tolerance on the noise-to-signal ratio of an explicit end against the trained range.
+RANGE_RTOL = 1e-9
+#: What a sampler's input tensor is: pure noise ``z`` (the run starts from ``alpha(t_min) z``) or the state itself.
+STARTS = ("noise", "state")
 
 Diffusion = float | str | Callable[[Tensor], Tensor | float]
 
 
-def time_grid(steps: int, t_min: float = 1e-3, t_max: float = 1 - 1e-3, *, device=None, dtype=None) -> Tensor:
+def time_grid(steps: int, t_min: float = T_MIN, t_max: float = T_MAX, *, device=None, dtype=None) -> Tensor:
     """Uniform grid of ``steps + 1`` times from ``t_min`` to ``t_max`` (computed in float64, then cast)."""
     return _uniform_grid(steps, t_min, t_max).to(device=device, dtype=dtype or torch.get_default_dtype())
 
@@ -65,6 +84,88 @@ def _uniform_grid(steps: int, t_min: float, t_max: float) -> Tensor:
     check_int("steps", steps, 1)
     t_min, t_max = check_interval(t_min, t_max)
     return torch.linspace(t_min, t_max, steps + 1, dtype=torch.float64)
+
+
+def ratio_time(schedule: Schedule, r: float) -> float:
+    """The time (float64) at which ``schedule`` has noise-to-signal ratio ``alpha / beta = r``, ``0 <= r <= inf``.
+
+    ``r`` is passed to :meth:`~fastinterp.Schedule.invert_ratio` as the unit pair ``(r, 1) / hypot(r, 1)`` (no
+    overflow in ``alpha^2 + beta^2`` for large ``r``; ``r = inf`` is ``(1, 0)``, time 0; ``r = 0`` is time 1).
+    """
+    if r == math.inf:
+        alpha, beta = 1.0, 0.0
+    else:
+        norm = math.hypot(r, 1.0)
+        alpha, beta = r / norm, 1.0 / norm
+    f64 = torch.float64
+    return float(schedule.invert_ratio(torch.tensor(alpha, dtype=f64), torch.tensor(beta, dtype=f64)))
+
+
+def _ratio(schedule: Schedule, t: float) -> float:
+    out = schedule(torch.tensor(t, dtype=torch.float64))
+    alpha, beta = float(out.alpha), float(out.beta)
+    return alpha / beta if beta > 0 else math.inf
+
+
+def trained_interval(
+    schedule: Schedule,
+    noise_range: NoiseRange | None,
+    t_min: float | None,
+    t_max: float | None,
+    *,
+    names: tuple[str, str] = ("t_min", "t_max"),
+) -> tuple[float | None, float | None]:
+    """The ends ``(t_min, t_max)`` of a run under ``schedule`` for a drift trained on ``noise_range``.
+
+    A None end becomes the time of ``r_max`` (``t_min``) or of ``r_min`` (``t_max``) under ``schedule``
+    (:func:`ratio_time`; the defaults 1e-3 / 1 - 1e-3 where ``r_max = inf`` / ``r_min = 0``, or without a range). A
+    given end is returned unchanged after checking, in float64, that its ratio lies in the range (relative
+    tolerance :data:`RANGE_RTOL`, or 4 ulps of the end's time); a non-float end is returned as it is, for
+    :func:`check_interval` to report.
+    ``names`` are the ends' names in the error (an explicit grid's are ``time_grid[0]`` and ``time_grid[-1]``).
+
+    Raises:
+        ValueError: an end outside the range, naming the schedule, the time, its ratio and the range.
+    """
+    if noise_range is None:
+        return (T_MIN if t_min is None else t_min), (T_MAX if t_max is None else t_max)
+    r_min, r_max = noise_range
+    if t_min is None:
+        t_min = T_MIN if r_max == math.inf else ratio_time(schedule, r_max)
+    elif r_max < math.inf:
+        _check_end(schedule, noise_range, names[0], t_min, noisiest=True)
+    if t_max is None:
+        t_max = T_MAX if r_min == 0.0 else ratio_time(schedule, r_min)
+    elif r_min > 0.0:
+        _check_end(schedule, noise_range, names[1], t_max, noisiest=False)
+    return t_min, t_max
+
+
+def _check_end(schedule: Schedule, noise_range: NoiseRange, name: str, t: object, *, noisiest: bool) -> None:
+    """Raise unless the ratio at ``t`` is at most ``r_max`` (``noisiest``) or at least ``r_min`` (else).
+
+    Accepted within :data:`RANGE_RTOL` of the ratio, or within 4 ulps of the end's own time (:func:`ratio_time`):
+    where the ratio changes fast (``LipschitzOptimal(40)`` at ``r = 1e-4``, ``1 - t = 3e-9``) the float64 time
+    nearest the end already misses its ratio by more than ``RANGE_RTOL``, and passing the default back must work.
+    """
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 <= t <= 1.0:
+        return  # not a time: check_interval reports it
+    t = float(t)
+    r_min, r_max = noise_range
+    r = _ratio(schedule, t)
+    if r <= r_max * (1 + RANGE_RTOL) if noisiest else r >= r_min * (1 - RANGE_RTOL):
+        return
+    t_end = ratio_time(schedule, r_max if noisiest else r_min)
+    slack = 4 * math.ulp(t_end)
+    if t >= t_end - slack if noisiest else t <= t_end + slack:
+        return
+    side, end, rel = ("noisier than r_max", "starts", "after") if noisiest else ("cleaner than r_min", "ends", "before")
+    fix = "pass a time_grid inside it" if name.startswith("time_grid") else f"leave {name} unset (default: that time)"
+    raise ValueError(
+        f"{name} = {t!r} under {schedule!r} has noise-to-signal ratio alpha/beta = {r:.6g}, {side} of the drift's "
+        f"trained noise_range {noise_range!r} (which {end} at t = {t_end!r} under this schedule): the model never "
+        f"saw that level; {fix} or pass a {name} {rel} it"
+    )
 
 
 def _explicit_grid(grid: object) -> Tensor:
@@ -180,6 +281,9 @@ class Plan:
         denoise: finish with ``E[x1 | x_{t_max}]``.
         check_finite: raise ``FloatingPointError`` on a non-finite result.
         eps: the SDE diffusion at each step's start time, ``(steps,)`` float64, or None for the ODE.
+        start: ``"noise"`` (the input is pure noise ``z``, the run starts from ``start_scale z``) or ``"state"``
+            (the input is the state at ``t_min``).
+        start_scale: ``alpha(t_min)`` of the drift's schedule (float64) for ``"noise"``, 1.0 for ``"state"``.
     """
 
     drift: Drift
@@ -188,6 +292,8 @@ class Plan:
     denoise: bool
     check_finite: bool
     eps: Tensor | None
+    start: str = "state"
+    start_scale: float = 1.0
 
     @property
     def steps(self) -> int:
@@ -258,20 +364,37 @@ def make_plan(
     *,
     steps: int = 10,
     method: str | ExplicitRK | None = None,
-    t_min: float = 1e-3,
-    t_max: float = 1 - 1e-3,
+    t_min: float | None = None,
+    t_max: float | None = None,
     time_grid: Tensor | None = None,
     denoise: bool = False,
     check_finite: bool = True,
     eps: Diffusion | None = None,
+    start: str | None = None,
 ) -> Plan:
-    """Validate a sampler's options once and freeze them into a :class:`Plan` (arguments as :class:`Sampler`)."""
+    """Validate a sampler's options once and freeze them into a :class:`Plan` (arguments as :class:`Sampler`).
+
+    ``t_min`` / ``t_max`` default to 1e-3 / 1 - 1e-3, or to the times of the drift's trained noise range
+    (:func:`trained_interval`); ``start`` defaults to ``"noise"`` for a drift with a ``noise_range`` and to
+    ``"state"`` otherwise (module docstring).
+    """
     drift = check_drift(drift)
     if eps is not None and method not in (None, "euler"):
         raise ValueError(
             f"with eps set the sampler runs Euler-Maruyama: method must be None or 'euler', got {method!r}"
         )
+    if start is None:
+        start = "state" if drift.noise_range is None else "noise"
+    elif start not in STARTS:
+        raise ValueError(f"start must be one of {STARTS} (or None for the drift's default), got {start!r}")
     solver = get_solver(method or ("euler" if eps is not None else "rk4"))
-    grid = _uniform_grid(steps, t_min, t_max) if time_grid is None else _explicit_grid(time_grid)
+    schedule, band = drift.schedule, drift.noise_range
+    if time_grid is None:
+        grid = _uniform_grid(steps, *trained_interval(schedule, band, t_min, t_max))
+    else:
+        grid = _explicit_grid(time_grid)
+        trained_interval(schedule, band, float(grid[0]), float(grid[-1]), names=("time_grid[0]", "time_grid[-1]"))
     e = None if eps is None else _diffusion(eps, drift, grid[:-1])
-    return Plan(drift, solver, grid, check_bool("denoise", denoise), check_bool("check_finite", check_finite), e)
+    scale = float(schedule(grid[0]).alpha) if start == "noise" else 1.0
+    denoise, check_finite = check_bool("denoise", denoise), check_bool("check_finite", check_finite)
+    return Plan(drift, solver, grid, denoise, check_finite, e, start, scale)
