@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from ._version import __version__ as __version__
 
 if TYPE_CHECKING:  # the eager imports, for type checkers and editors
-    from . import datasets, geometry, kernels, models, pde, targets
+    from . import adapters, datasets, geometry, kernels, models, pde, targets
     from .checkpoint import load_checkpoint, save_checkpoint
     from .diagnostics import (
         averaged_lipschitz,
@@ -66,7 +66,7 @@ if TYPE_CHECKING:  # the eager imports, for type checkers and editors
     from .transfer import TransferredModel, transfer, transfer_time
 
 #: Subpackages reached as attributes (``fi.datasets``).
-_SUBPACKAGES = ("datasets", "geometry", "kernels", "models", "pde", "targets")
+_SUBPACKAGES = ("adapters", "datasets", "geometry", "kernels", "models", "pde", "targets")
 
 #: Every other public name, by the module (relative to the package) that defines it.
 _MODULES = {
@@ -109,6 +109,7 @@ __all__ = [
     "Tabulated",
     "TransferredModel",
     "Trig",
+    "adapters",
     "averaged_lipschitz",
     "build_table",
     "conversion_coefficients",
