@@ -44,8 +44,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import statistics
 import sys
 import time
@@ -57,6 +55,16 @@ import torch
 import fastinterp as fi
 from fastinterp.adapters import from_diffusers, from_flow_matching
 from fastinterp.targets import Gaussian, GaussianMixture
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench_sampling.py names the machine for both
+from bench_sampling import _load as load  # noqa: E402
+from bench_sampling import echo_goals  # noqa: E402
+from bench_sampling import machine as _machine  # noqa: E402
+
+
+def machine() -> str:
+    return _machine(torch.device("cpu"))
+
 
 DIM = 16
 NFES = (10, 20, 30, 50)
@@ -418,25 +426,6 @@ def throughput(nfe: int, batch: int, size: int, backends, rounds: int, budget: f
     return names, times, calls, params
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} torch threads ({os.cpu_count()} CPUs)"
-
-
-def load() -> float:
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return 0.0
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: NFE 10, small batches and references")
@@ -539,10 +528,7 @@ def main(argv=None) -> int:
                     )
             echo(f"\n({len(base)} rounds, the first contender rotating)")
         echo(f"\nload average {load():.2f} at the end; run took {time.perf_counter() - run_start:.0f} s")
-        echo("\n### Goals\n")
-        echo("| goal | target | measured | verdict |\n|---|---|---|---|")
-        for goal, target, measured, ok in goals:
-            echo(f"| {goal} | {target} | {measured} | {'PASS' if ok else 'FAIL'} |")
+        echo_goals(echo, [(g, t, m, "PASS" if ok else "FAIL") for g, t, m, ok in goals])
     finally:
         torch.set_num_threads(old_threads)
         if report is not None:

@@ -212,6 +212,14 @@ def machine(device: torch.device) -> str:
     return where
 
 
+def echo_goals(echo: Callable[[str], None], rows) -> None:
+    """The Goals block every benchmark ends with: rows of ``(goal, target, measured, verdict)``."""
+    echo("\n### Goals\n")
+    echo("| goal | target | measured | verdict |\n|---|---|---|---|")
+    for goal, target, measured, verdict in rows:
+        echo(f"| {goal} | {target} | {measured} | {verdict} |")
+
+
 def _load() -> float:
     try:
         return os.getloadavg()[0]
@@ -863,10 +871,7 @@ def main(argv=None) -> int:
                 "so each multi-threaded parallel region may wait for a descheduled thread; rerun on an idle machine "
                 "or with --threads 1 for stable figures."
             )
-        echo("\n### Goals\n")
-        echo("| goal | target | measured | verdict |\n|---|---|---|---|")
-        for goal, target, measured, result in goals(configs, bandwidth, args.steps, device):
-            echo(f"| {goal} | {target} | {measured} | {result} |")
+        echo_goals(echo, goals(configs, bandwidth, args.steps, device))
     finally:
         caches.close()
         torch.set_num_threads(old_threads)
