@@ -181,25 +181,31 @@ def condot_velocity(target) -> Callable:
 
 
 # -- contenders ---------------------------------------------------------------------------------------------------
-def fi_schedules(lam: float) -> dict[str, tuple[fi.Schedule, bool]]:
-    """fastinterp's candidate schedules: ``{label: (schedule, pass the data mean)}``."""
+def fi_schedules(lam: float) -> dict[str, tuple[fi.Schedule, bool, str]]:
+    """fastinterp's candidates: ``{label: (schedule, pass the data mean, RK4 variant)}`` (``rk4_38`` is the 3/8 rule,
+    torchdiffeq's ``rk4``)."""
     return {
-        "fi Linear": (fi.Linear(), False),
-        "fi Trig": (fi.Trig(), False),
-        "fi LipschitzOptimal(lam)+mean": (fi.LipschitzOptimal(lam), True),
+        "fi Linear": (fi.Linear(), False, "rk4"),
+        "fi Linear rk4_38": (fi.Linear(), False, "rk4_38"),
+        "fi Trig": (fi.Trig(), False, "rk4"),
+        "fi Trig rk4_38": (fi.Trig(), False, "rk4_38"),
+        "fi LipschitzOptimal(lam)+mean": (fi.LipschitzOptimal(lam), True, "rk4"),
     }
 
 
-def fi_run(drift: fi.Drift, schedule: fi.Schedule, x_state: torch.Tensor, nfe: int, mean, **ends):
-    """RK4 with ``(nfe - 1) // 4`` steps and ``denoise`` from the state ``x_state`` given in the drift's source
-    coordinates at the run's first time: ``(result, calls, scale)``, ``scale`` the factor turning the start into
-    the target schedule's coordinates (1 for variance-preserving pairs)."""
-    steps = (nfe - 1) // 4
+def fi_run(
+    drift: fi.Drift, schedule: fi.Schedule, x_state: torch.Tensor, nfe: int, mean, method="rk4", denoise=True, **ends
+):
+    """RK4 (``method``) with ``(nfe - denoise) // 4`` steps, then ``denoise``, from the state ``x_state`` given in the
+    drift's source coordinates at the run's first time: ``(result, calls)``."""
+    steps = (nfe - int(denoise)) // 4
     if steps < 1:
-        raise ValueError(f"fastinterp needs NFE >= 5 for one RK4 step and the denoise, got {nfe}")
+        raise ValueError(f"fastinterp needs NFE >= {4 + int(denoise)} for one RK4 step (and the denoise), got {nfe}")
     counted = Counted(drift.model)
     target = fi.Drift(counted, drift.schedule, drift.prediction, noise_range=drift.noise_range).transfer(schedule)
-    sampler = fi.Sampler(target, steps=steps, denoise=True, start="state", backend="eager", mean=mean, **ends)
+    sampler = fi.Sampler(
+        target, steps=steps, method=method, denoise=denoise, start="state", backend="eager", mean=mean, **ends
+    )
     dst = schedule(sampler.plan.grid[0])
     src = drift.schedule(drift.schedule.invert_ratio(dst.alpha, dst.beta))  # same noise-to-signal ratio
     scale = float(torch.hypot(dst.alpha, dst.beta) / torch.hypot(src.alpha, src.beta))
@@ -268,8 +274,8 @@ def accuracy_diffusers(nfes, batch, ref_steps, log) -> tuple[list[str], dict]:
         for nfe in nfes:
             log(f"diffusers {name} NFE={nfe}")
             row = rows[nfe] = {}
-            for label, (schedule, use_mean) in fi_schedules(lam).items():
-                x, calls = fi_run(drift, schedule, z, nfe, mean if use_mean else None)
+            for label, (schedule, use_mean, method) in fi_schedules(lam).items():
+                x, calls = fi_run(drift, schedule, z, nfe, mean if use_mean else None, method)
                 row[label] = (rel(x, reference(z)), calls)
             for label, (cls, config) in DIFFUSERS_PEERS.items():
                 x, calls, start = diffusers_run(cls, model, z, nfe, **config)
@@ -309,8 +315,12 @@ def accuracy_flow_matching(nfes, batch, ref_steps, log) -> tuple[list[str], dict
         for nfe in nfes:
             log(f"flow_matching {name} NFE={nfe}")
             row = rows[nfe] = {}
-            for label, (schedule, use_mean) in fi_schedules(lam).items():
-                x, calls = fi_run(drift, schedule, z, nfe, mean if use_mean else None, t_min=FM_T_MIN, t_max=FM_T_MAX)
+            for label, (schedule, use_mean, method) in fi_schedules(lam).items():
+                # Linear and Trig are regular at t = 1: integrate there, every NFE a step's; LipschitzOptimal's
+                # alpha' is singular at 1: stop at FM_T_MAX and denoise
+                regular = not isinstance(schedule, fi.LipschitzOptimal)
+                ends = dict(t_min=FM_T_MIN, t_max=1.0 if regular else FM_T_MAX, denoise=not regular)
+                x, calls = fi_run(drift, schedule, z, nfe, mean if use_mean else None, method, **ends)
                 row[label] = (rel(x, ref_fi), calls)
             for method in FM_PEERS:
                 n = nfe // FM_STAGES[method]

@@ -57,8 +57,8 @@ def test_adapted_fastinterp_converges_to_the_reference(bench, gen):
     drift = from_diffusers(bench.epsilon_model(g, table), table)
     z = torch.randn(8, bench.DIM, generator=gen)
     ref = bench.ddpm_reference(g, z, float(sigmas[-1]), float(sigmas[0]))
-    for label, (schedule, use_mean) in bench.fi_schedules(lam).items():
-        x, calls = bench.fi_run(drift, schedule, z, 81, mean if use_mean else None)
+    for label, (schedule, use_mean, method) in bench.fi_schedules(lam).items():
+        x, calls = bench.fi_run(drift, schedule, z, 81, mean if use_mean else None, method)
         assert calls == 81 and bench.rel(x, ref) < 1e-5, label
 
 
