@@ -37,7 +37,7 @@ from torch import Tensor
 from ._utils import as_time_like, expand_like
 from .predictions import prediction_weights
 
-__all__ = ["CentredModel", "Mean", "centred", "check_mean", "uncentre"]
+__all__ = ["CENTRED_PER_DRIFT", "CentredModel", "Mean", "centred", "check_mean", "uncentre"]
 
 #: A data mean: a floating-point tensor broadcastable to the event shape, or a real number.
 Mean = Tensor | float
@@ -136,18 +136,46 @@ class CentredModel:
         return f"CentredModel({self.model!r}, mean={mean})"
 
 
+#: Centred drifts kept per drift (least recently used dropped): see :func:`centred`.
+CENTRED_PER_DRIFT = 8
+
+
+def _same_mean(a: Mean, b: Mean) -> bool:
+    if isinstance(a, Tensor) != isinstance(b, Tensor):
+        return False
+    if not isinstance(a, Tensor):
+        return a == b
+    return a.shape == b.shape and a.dtype == b.dtype and a.device == b.device and bool(torch.equal(a, b))
+
+
 def centred(drift, mean: Mean):
     """The drift of the centred data ``y = I - beta_t m`` (module docstring); see :meth:`fastinterp.Drift.centred`.
 
     A transferred drift is centred at its source (under the source's schedule) and transferred again; the
     ``noise_range`` is kept (centring does not change the noise levels).
+
+    The same drift centred on an equal mean (same value; for a tensor the same shape, dtype, device and values)
+    returns the same centred drift: samplers key their compiled graphs and CUDA graphs by the model they call, and a
+    new wrapper per ``fi.sample(drift, z, mean=m)`` call would compile again every time. Each drift keeps its last
+    :data:`CENTRED_PER_DRIFT` centred drifts (they go with it); a tensor mean is kept as a copy, so changing the
+    caller's tensor in place later makes a new one rather than changing a kept one.
     """
     source = drift.source
     if source is not drift:
         return centred(source, mean).transfer(drift.schedule)
-    model = CentredModel(drift.model, drift.schedule, drift.prediction, mean)
+    mean = check_mean(mean)
+    kept = drift.__dict__.setdefault("_centred", [])
+    for i, c in enumerate(kept):
+        if _same_mean(c.model.mean, mean):
+            kept.append(kept.pop(i))
+            return c
+    own = mean.detach().clone() if isinstance(mean, Tensor) else mean
+    model = CentredModel(drift.model, drift.schedule, drift.prediction, own)
     # type(drift): the Drift class, without importing drift.py (which imports this module)
-    return type(drift)(model, schedule=drift.schedule, prediction=drift.prediction, noise_range=drift.noise_range)
+    c = type(drift)(model, schedule=drift.schedule, prediction=drift.prediction, noise_range=drift.noise_range)
+    kept.append(c)
+    del kept[:-CENTRED_PER_DRIFT]
+    return c
 
 
 def uncentre(y: Tensor, beta: float, mean: Mean) -> Tensor:

@@ -10,6 +10,9 @@ name       order   stages  tableau
 euler      1       1       forward Euler
 midpoint   2       2       explicit midpoint
 heun       2       2       Heun (trapezoidal predictor-corrector)
+heun3      3       3       Heun's third-order method ``(k1 + 3 k3) / 4``, stages at 0, 1/3, 2/3 — torchdiffeq's
+                           and flow_matching's ``heun3``
+rk3        3       3       Kutta's third-order method ``(k1 + 4 k2 + k3) / 6``, stages at 0, 1/2, 1
 rk4        4       4       classical RK4, ``(k1 + 2 k2 + 2 k3 + k4) / 6``
 rk4_38     4       4       Kutta's 3/8 rule ``(k1 + 3 k2 + 3 k3 + k4) / 8``, stages at 0, 1/3, 2/3, 1 —
                            torchdiffeq's ``rk4`` (what the Lipschitz paper's code calls "RK4")
@@ -78,6 +81,8 @@ SOLVERS: dict[str, ExplicitRK] = {
         ExplicitRK("euler", 1, (0.0,), ((),), (1.0,)),
         ExplicitRK("midpoint", 2, (0.0, 0.5), ((), (0.5,)), (0.0, 1.0)),
         ExplicitRK("heun", 2, (0.0, 1.0), ((), (1.0,)), (0.5, 0.5)),
+        ExplicitRK("heun3", 3, (0.0, 1 / 3, 2 / 3), ((), (1 / 3,), (0.0, 2 / 3)), (1 / 4, 0.0, 3 / 4)),
+        ExplicitRK("rk3", 3, (0.0, 0.5, 1.0), ((), (0.5,), (-1.0, 2.0)), (1 / 6, 2 / 3, 1 / 6)),
         ExplicitRK(
             "rk4", 4, (0.0, 0.5, 0.5, 1.0), ((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)), (1 / 6, 1 / 3, 1 / 3, 1 / 6)
         ),

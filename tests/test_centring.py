@@ -265,7 +265,8 @@ def test_noise_range_is_kept():
     drift = fi.Drift(lambda x, t: x, fi.Linear(), "x1", noise_range=(0.01, 100.0))
     assert drift.centred(mean).noise_range == (0.01, 100.0)
     assert drift.transfer(LIP).centred(mean).noise_range == (0.01, 100.0)
-    assert fi.Sampler(drift, mean=mean).mean is mean
+    kept = fi.Sampler(drift, mean=mean).mean
+    assert torch.equal(kept, mean) and kept is not mean  # a copy: the caller's tensor may change later
 
 
 @pytest.mark.parametrize(
@@ -331,3 +332,48 @@ def test_compile_backend_with_mean(issue_case):
     ref = fi.sample(drift, z, steps=8, mean=mean, denoise=True)
     torch.testing.assert_close(sampler(z), ref, rtol=1e-11, atol=1e-11)
     torch.testing.assert_close(sampler(z[:5]), ref[:5], rtol=1e-11, atol=1e-11)
+
+
+def test_equal_means_give_the_same_centred_drift(gen):
+    """Compiled graphs are keyed by the model a sampler calls: the same drift centred on an equal mean returns the
+    same centred drift (so ``fi.sample(drift, z, mean=m)`` in a loop compiles once); a different or changed mean a
+    new one."""
+    from fastinterp.centring import CENTRED_PER_DRIFT
+
+    mean = 1.0 + torch.randn(8, generator=gen, dtype=torch.float64)
+    drift = fi.targets.Gaussian(mean, 0.25).drift(fi.Linear())
+    first = drift.centred(mean)
+    assert drift.centred(mean.clone()) is first and drift.centred(0.5) is drift.centred(0.5)
+    assert drift.centred(mean + 1e-12) is not first and drift.centred(mean.float()) is not first
+    assert drift.centred(0.5) is not drift.centred(0.25)
+    owned = mean.clone()
+    kept = drift.centred(owned)
+    owned += 1.0  # the caller's tensor changed in place: the kept copy is not, and a new drift serves the new value
+    assert kept.model.mean is not owned and torch.equal(kept.model.mean, mean)
+    changed = drift.centred(owned)
+    assert changed is not kept and torch.equal(changed.model.mean, owned)
+    # transferred drifts are centred at their source: the model the sampler calls is the same object
+    a = fi.Sampler(drift.transfer(LIP), steps=2, mean=mean).plan.table.model
+    b = fi.Sampler(drift.transfer(LIP), steps=2, mean=mean.clone()).plan.table.model
+    assert a is b
+    for k in range(CENTRED_PER_DRIFT + 3):  # bounded: the least recently used are dropped
+        drift.centred(float(k))
+    assert len(drift.__dict__["_centred"]) == CENTRED_PER_DRIFT
+    z = torch.randn(4, 8, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(
+        fi.sample(drift, z, steps=4, mean=owned), fi.sample(drift, z, steps=4, mean=owned.clone())
+    )
+
+
+@pytest.mark.slow
+def test_compile_backend_with_mean_compiles_once(issue_case):
+    """``fi.sample(..., backend="compile", mean=m)`` called again with an equal mean reuses the compiled graph."""
+    target, mean, z = issue_case
+    drift = target.drift(fi.Linear()).transfer(LIP)
+    torch._dynamo.reset()
+    counters.clear()
+    fi.sample(drift, z, steps=4, mean=mean, backend="compile")
+    graphs = counters["stats"]["unique_graphs"]
+    for m in (mean, mean.clone()):
+        fi.sample(drift, z, steps=4, mean=m, backend="compile")
+    assert graphs > 0 and counters["stats"]["unique_graphs"] == graphs

@@ -5,7 +5,7 @@ import torch
 
 import fastinterp as fi
 
-ORDERS = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4, "rk4_38": 4}
+ORDERS = {"euler": 1, "midpoint": 2, "heun": 2, "heun3": 3, "rk3": 3, "rk4": 4, "rk4_38": 4}
 
 
 def _gaussian_flow(target, sched, x0, t0, t1):
@@ -62,3 +62,19 @@ def test_step_with_tensor_times_matches_manual_rk4(gen):
 def test_unknown_method():
     with pytest.raises(ValueError, match="method must be one of"):
         fi.get_solver("rk45")
+
+
+@pytest.mark.parametrize("method", ["heun3", "rk4_38", "midpoint", "euler"])
+def test_matches_torchdiffeq_fixed_grid(method, gen):
+    """Our tableaus are torchdiffeq's (flow_matching's ODESolver methods) of the same name (its ``rk4`` is our
+    ``rk4_38``), step for step on a fixed grid, in float64."""
+    torchdiffeq = pytest.importorskip("torchdiffeq")
+    f = lambda t, x: -t * x + torch.sin(x) * torch.cos(3 * t)  # noqa: E731
+    x0 = torch.randn(7, generator=gen, dtype=torch.float64)
+    grid = torch.linspace(0.1, 0.9, 6, dtype=torch.float64)
+    peer = {"rk4_38": "rk4"}.get(method, method)
+    ref = torchdiffeq.odeint(f, x0, grid, method=peer)[-1]
+    ours = x0
+    for t0, t1 in zip(grid[:-1], grid[1:], strict=True):
+        ours = fi.SOLVERS[method].step(lambda x, t: f(t, x), ours, t0, t1 - t0)
+    torch.testing.assert_close(ours, ref, rtol=1e-13, atol=1e-13)

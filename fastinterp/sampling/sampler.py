@@ -42,7 +42,8 @@ class Sampler:
     Args:
         drift: the drift (transferred drifts are unfolded: the loop calls the source model directly).
         steps: number of time-grid intervals.
-        method: solver name (``euler``, ``midpoint``, ``heun``, ``rk4``, ``rk4_38``); default ``rk4``.
+        method: solver name (``euler``, ``midpoint``, ``heun``, ``heun3``, ``rk3``,
+            ``rk4``, ``rk4_38``); default ``rk4``.
         t_min, t_max: integration interval inside ``[0, 1]``; default 1e-3 and 1 - 1e-3, or for a drift with a
             ``noise_range`` the times of its noisiest and cleanest trained levels under the drift's schedule (an
             explicit end outside the range is a ``ValueError``; :func:`~fastinterp.sampling.plan.trained_interval`).
@@ -68,7 +69,7 @@ class Sampler:
 
     Attributes:
         plan: the validated :class:`~fastinterp.sampling.Plan` (grid, tables, layout).
-        mean: the validated data mean, or None.
+        mean: the validated data mean (a tensor mean as a copy), or None.
         requested_backend: the ``backend`` argument.
         backend: the backend the last call ran (``auto`` resolved), None before the first call.
 
@@ -217,7 +218,8 @@ def sample(
             noise ``z``, whose ``alpha_{t_min} z`` part dominates at small ``t_min``) or pure noise ``z``
             (``start="noise"``). float64, float32, bfloat16 or float16.
         steps: number of intervals of the uniform time grid (``>= 1``).
-        method: a name from :data:`~fastinterp.SOLVERS` (``euler``, ``midpoint``, ``heun``, ``rk4``, ``rk4_38``).
+        method: a name from :data:`~fastinterp.SOLVERS` (``euler``, ``midpoint``, ``heun``, ``heun3``, ``rk3``,
+            ``rk4``, ``rk4_38``).
         t_min, t_max: integration interval inside ``[0, 1]``; the drift is singular at the ends. Default 1e-3 and
             1 - 1e-3, or for a drift with a ``noise_range`` the times of its noisiest and cleanest trained levels
             (an explicit end outside the range is a ``ValueError``).
