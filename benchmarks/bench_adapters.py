@@ -14,19 +14,22 @@ in the library's own convention:
   steps are ``T // n`` apart, which "linspace" would contradict), ``DPMSolverMultistepScheduler`` (dpmsolver++,
   order 2), ``UniPCMultistepScheduler``, ``EulerDiscreteScheduler``, ``HeunDiscreteScheduler`` (``"linspace"``: from
   timestep 999 to 0, then the final step to sigma 0). fastinterp: ``from_diffusers`` transferred to ``Linear``,
-  ``Trig`` and ``LipschitzOptimal(lam)`` (``lam`` = the target's variance, data mean passed as ``mean=``), RK4
-  between the trained ends, then ``denoise``. The reference is the exact flow of each run's own start (the state the
-  model sees at its first call) from the noisiest trained level to the cleanest, then the exact denoiser there:
-  the last value any sampler of this model can reach.
+  ``Trig`` and ``LipschitzOptimal(lam)`` (``lam`` = the target's variance, data mean passed as ``mean=``), each
+  with every method of ``FI_METHODS`` (classical ``rk4``, the 3/8 rule ``rk4_38``, ``heun3``, ``midpoint``; the
+  column shows the best and names it) between the trained ends, then ``denoise``. The reference is the exact flow
+  of each run's own start (the state the model sees at its first call) from the noisiest trained level to the
+  cleanest, then the exact denoiser there: the last value any sampler of this model can reach.
 - flow_matching: a ``CondOTScheduler`` velocity ``u(x, t)`` in a ``ModelWrapper``; peers: ``ODESolver`` with
   torchdiffeq's fixed-grid ``euler``, ``midpoint``, ``heun3`` and ``rk4`` (3/8 rule) on ``[0, 1]``; fastinterp:
-  ``from_flow_matching`` transferred as above, RK4 on ``[1e-9, 1 - 1e-5]`` from ``z`` then ``denoise``.
+  ``from_flow_matching`` transferred as above, from ``z`` at the noise-to-signal ratio of the linear clock's
+  ``t = 1e-9`` to ``t = 1`` (``Linear``, ``Trig``: regular there) or to the ratio of ``1 - 1e-5``, then ``denoise``
+  (``LipschitzOptimal``: singular at 1), each schedule's ends found by ``invert_ratio``.
   Reference: the exact flow of ``z`` to ``t = 1``, from ``t = 0`` (peers) or ``1e-9`` (fastinterp).
 
 Gaussian references are closed-form; the mixture's is a 2000-step float64 RK4 of the exact probability flow (the
 printed check gives its distance to a 1000-step run). Error: ``|x - ref| / |ref|`` over the batch. A contender's
-NFE is the model calls counted in its run: at most the budget (fastinterp: ``(NFE - 1) // 4`` RK4 steps plus the
-denoise; Heun: ``(NFE + 1) // 2`` timesteps, ``2 n - 1`` calls).
+NFE is the model calls counted in its run: at most the budget (fastinterp: ``(NFE - 1) // stages`` steps plus
+the denoise, or ``NFE // stages`` without it; Heun: ``(NFE + 1) // 2`` timesteps, ``2 n - 1`` calls).
 
 **Throughput.** A random-initialised ``UNet2DModel`` (3 channels, 32 x 32, batch 16, float32, no downloads) at equal
 NFE: diffusers' ``DPMSolverMultistepScheduler`` loop (``set_timesteps`` then ``step`` per NFE) against fastinterp
@@ -181,26 +184,27 @@ def condot_velocity(target) -> Callable:
 
 
 # -- contenders ---------------------------------------------------------------------------------------------------
-def fi_schedules(lam: float) -> dict[str, tuple[fi.Schedule, bool, str]]:
-    """fastinterp's candidates: ``{label: (schedule, pass the data mean, RK4 variant)}`` (``rk4_38`` is the 3/8 rule,
-    torchdiffeq's ``rk4``)."""
+FI_METHODS = ("rk4", "rk4_38", "heun3", "midpoint")
+
+
+def fi_schedules(lam: float) -> dict[str, tuple[fi.Schedule, bool]]:
+    """fastinterp's candidate schedules: ``{label: (schedule, pass the data mean)}``; each runs with every method of
+    :data:`FI_METHODS` and its column shows the best."""
     return {
-        "fi Linear": (fi.Linear(), False, "rk4"),
-        "fi Linear rk4_38": (fi.Linear(), False, "rk4_38"),
-        "fi Trig": (fi.Trig(), False, "rk4"),
-        "fi Trig rk4_38": (fi.Trig(), False, "rk4_38"),
-        "fi LipschitzOptimal(lam)+mean": (fi.LipschitzOptimal(lam), True, "rk4"),
+        "fi Linear": (fi.Linear(), False),
+        "fi Trig": (fi.Trig(), False),
+        "fi LipschitzOptimal(lam)+mean": (fi.LipschitzOptimal(lam), True),
     }
 
 
 def fi_run(
     drift: fi.Drift, schedule: fi.Schedule, x_state: torch.Tensor, nfe: int, mean, method="rk4", denoise=True, **ends
 ):
-    """RK4 (``method``) with ``(nfe - denoise) // 4`` steps, then ``denoise``, from the state ``x_state`` given in the
-    drift's source coordinates at the run's first time: ``(result, calls)``."""
-    steps = (nfe - int(denoise)) // 4
+    """``method`` with ``(nfe - denoise) // stages`` steps, then ``denoise``, from the state ``x_state`` given in the
+    drift's source coordinates at the run's first time: ``(result, calls)``, or None when the budget allows no step."""
+    steps = (nfe - int(denoise)) // fi.SOLVERS[method].stages
     if steps < 1:
-        raise ValueError(f"fastinterp needs NFE >= {4 + int(denoise)} for one RK4 step (and the denoise), got {nfe}")
+        return None
     counted = Counted(drift.model)
     target = fi.Drift(counted, drift.schedule, drift.prediction, noise_range=drift.noise_range).transfer(schedule)
     sampler = fi.Sampler(
@@ -211,6 +215,20 @@ def fi_run(
     scale = float(torch.hypot(dst.alpha, dst.beta) / torch.hypot(src.alpha, src.beta))
     x0 = scale * x_state - (0.0 if mean is None else float(dst.beta) * mean)
     return sampler(x0), counted.calls
+
+
+def fi_best(run: Callable, error: Callable) -> tuple[float, int, str]:
+    """``(error, calls, method)`` of the most accurate of :data:`FI_METHODS`, ``run(method)`` giving what
+    :func:`fi_run` does and ``error(x)`` the error of a result."""
+    results = [(error(out[0]), out[1], m) for m in FI_METHODS if (out := run(m)) is not None]
+    return min(results)
+
+
+def same_ratio_time(schedule: fi.Schedule, t_linear: float) -> float:
+    """The time of ``schedule`` whose noise-to-signal ratio is the linear schedule's at ``t_linear`` (flow_matching's
+    clock): the runs of every schedule then start and end at the reference's noise levels."""
+    s = fi.Linear()(torch.tensor(t_linear, dtype=torch.float64))
+    return float(schedule.invert_ratio(s.alpha, s.beta))
 
 
 def diffusers_run(cls, model: Counted, z: torch.Tensor, nfe: int, **config):
@@ -274,12 +292,15 @@ def accuracy_diffusers(nfes, batch, ref_steps, log) -> tuple[list[str], dict]:
         for nfe in nfes:
             log(f"diffusers {name} NFE={nfe}")
             row = rows[nfe] = {}
-            for label, (schedule, use_mean, method) in fi_schedules(lam).items():
-                x, calls = fi_run(drift, schedule, z, nfe, mean if use_mean else None, method)
-                row[label] = (rel(x, reference(z)), calls)
+            for label, (schedule, use_mean) in fi_schedules(lam).items():
+                m = mean if use_mean else None
+                row[label] = fi_best(
+                    lambda method, s=schedule, m=m: fi_run(drift, s, z, nfe, m, method),
+                    lambda x: rel(x, reference(z)),
+                )
             for label, (cls, config) in DIFFUSERS_PEERS.items():
                 x, calls, start = diffusers_run(cls, model, z, nfe, **config)
-                row[label] = (rel(x, reference(start)), calls)
+                row[label] = (rel(x, reference(start)), calls, "")
             columns = list(row)
         out[name] = rows
         if not isinstance(target, Gaussian):
@@ -315,19 +336,23 @@ def accuracy_flow_matching(nfes, batch, ref_steps, log) -> tuple[list[str], dict
         for nfe in nfes:
             log(f"flow_matching {name} NFE={nfe}")
             row = rows[nfe] = {}
-            for label, (schedule, use_mean, method) in fi_schedules(lam).items():
+            for label, (schedule, use_mean) in fi_schedules(lam).items():
                 # Linear and Trig are regular at t = 1: integrate there, every NFE a step's; LipschitzOptimal's
-                # alpha' is singular at 1: stop at FM_T_MAX and denoise
+                # alpha' is singular at 1: stop at FM_T_MAX's noise level and denoise
                 regular = not isinstance(schedule, fi.LipschitzOptimal)
-                ends = dict(t_min=FM_T_MIN, t_max=1.0 if regular else FM_T_MAX, denoise=not regular)
-                x, calls = fi_run(drift, schedule, z, nfe, mean if use_mean else None, method, **ends)
-                row[label] = (rel(x, ref_fi), calls)
+                t_max = 1.0 if regular else same_ratio_time(schedule, FM_T_MAX)
+                ends = dict(t_min=same_ratio_time(schedule, FM_T_MIN), t_max=t_max, denoise=not regular)
+                m = mean if use_mean else None
+                row[label] = fi_best(
+                    lambda method, s=schedule, m=m, ends=ends: fi_run(drift, s, z, nfe, m, method, **ends),
+                    lambda x: rel(x, ref_fi),
+                )
             for method in FM_PEERS:
                 n = nfe // FM_STAGES[method]
                 model.u.calls = 0
                 grid = torch.linspace(0.0, 1.0, n + 1, dtype=torch.float64)
                 x = ODESolver(velocity_model=model).sample(x_init=z, step_size=None, method=method, time_grid=grid)
-                row[f"ODESolver {method}"] = (rel(x, ref), model.u.calls)
+                row[f"ODESolver {method}"] = (rel(x, ref), model.u.calls, "")
             columns = list(row)
         out[name] = rows
         if not isinstance(target, Gaussian):
@@ -355,20 +380,47 @@ def accuracy_tables(title: str, columns: list[str], results: dict, echo) -> list
         for nfe, row in rows.items():
             if nfe == "reference check":
                 continue
-            echo(f"| {nfe} | " + " | ".join(f"{row[c][0]:.1e} ({row[c][1]})" for c in columns) + " |")
+            cells = (f"{row[c][0]:.1e} ({row[c][1]}{', ' + row[c][2] if row[c][2] else ''})" for c in columns)
+            echo(f"| {nfe} | " + " | ".join(cells) + " |")
             best_fi = min(fi_cols, key=lambda c: row[c][0])
             best_peer = min(peers, key=lambda c: row[c][0])
             over = [c for c in columns if row[c][1] > nfe]
             ok = row[best_fi][0] < row[best_peer][0] and not over
             measured = (
-                f"{best_fi.removeprefix('fi ')} {row[best_fi][0]:.1e} vs {best_peer} {row[best_peer][0]:.1e} "
+                f"{best_fi.removeprefix('fi ')} {row[best_fi][2]} {row[best_fi][0]:.1e} "
+                f"vs {best_peer} {row[best_peer][0]:.1e} "
                 f"({row[best_peer][0] / max(row[best_fi][0], 1e-300):.3g}x)"
             )
             if over:
                 measured += f"; over the NFE budget: {', '.join(over)}"
             goals.append((f"accuracy, {title} {name}, NFE <= {nfe}", "fastinterp < every peer", measured, ok))
-        echo("\n(relative error; model calls in parentheses)")
+        echo("\n(relative error; model calls in parentheses, and for fastinterp the best of its methods)")
+        fewer = fewer_calls(rows, fi_cols, peers)
+        if fewer is not None:
+            (peer, peer_err, peer_calls), (col, err, calls) = fewer
+            echo(
+                f"\nFewest calls to beat every peer's best ({peer}, {peer_err:.1e} with {peer_calls} calls): "
+                f"{col.removeprefix('fi ')} with {calls} calls ({err:.1e}), {peer_calls / calls:.1f}x fewer model calls"
+            )
     return goals
+
+
+def fewer_calls(rows: dict, fi_cols: list[str], peers: list[str]):
+    """``((peer, error, calls), (fastinterp column, error, calls))``: the most accurate peer run of the table, and the
+    fastinterp run with the fewest model calls that beats it; None if none does."""
+    cells = [(row[c], c) for nfe, row in rows.items() if nfe != "reference check" for c in peers]
+    (peer_err, peer_calls, _), peer = min(cells, key=lambda cell: cell[0][0])
+    wins = [
+        (row[c][1], row[c][0], c)
+        for nfe, row in rows.items()
+        if nfe != "reference check"
+        for c in fi_cols
+        if row[c][0] < peer_err
+    ]
+    if not wins:
+        return None
+    calls, err, col = min(wins)
+    return (peer, peer_err, peer_calls), (col, err, calls)
 
 
 # -- throughput ---------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import fastinterp as fi
 from fastinterp.targets import Gaussian, GaussianMixture
 
 pytest.importorskip("diffusers")
@@ -57,9 +58,14 @@ def test_adapted_fastinterp_converges_to_the_reference(bench, gen):
     drift = from_diffusers(bench.epsilon_model(g, table), table)
     z = torch.randn(8, bench.DIM, generator=gen)
     ref = bench.ddpm_reference(g, z, float(sigmas[-1]), float(sigmas[0]))
-    for label, (schedule, use_mean, method) in bench.fi_schedules(lam).items():
-        x, calls = bench.fi_run(drift, schedule, z, 81, mean if use_mean else None, method)
+    for label, (schedule, use_mean) in bench.fi_schedules(lam).items():
+        for method in bench.FI_METHODS:
+            stages = fi.SOLVERS[method].stages
+            x, calls = bench.fi_run(drift, schedule, z, 12 * stages + 1, mean if use_mean else None, method)
+            assert calls == 12 * stages + 1 and bench.rel(x, ref) < 1e-2, (label, method)  # midpoint: 1.2e-3
+        x, calls = bench.fi_run(drift, schedule, z, 81, mean if use_mean else None, "rk4")
         assert calls == 81 and bench.rel(x, ref) < 1e-5, label
+    assert bench.fi_run(drift, fi.Linear(), z, 3, None, "rk4") is None  # no RK4 step fits 3 NFE
 
 
 def test_tables_and_goals_print(bench, capsys):
@@ -70,6 +76,9 @@ def test_tables_and_goals_print(bench, capsys):
     assert "### flow_matching: gaussian" in text and "### flow_matching: mixture" in text
     assert len(goals) == 2 and all(isinstance(ok, bool) for *_, ok in goals)
     assert all(results[name][9][c][1] <= 9 for name in results for c in columns)  # within the NFE budget
+    fi_cells = [results[name][9][c] for name in results for c in columns if c.startswith("fi ")]
+    assert all(cell[2] in bench.FI_METHODS for cell in fi_cells)  # each fastinterp cell names its best method
+    assert "heun3" in text  # at 9 NFE only 3-stage methods use 9 calls: the table shows which won
 
 
 def test_throughput_loop_counts_equal_nfe(bench):
@@ -82,3 +91,15 @@ def test_throughput_loop_counts_equal_nfe(bench):
     assert names == ["diffusers DPM-Solver++ 2M", "fastinterp eager", "UNet alone (1 NFE)"] and params > 0
     assert calls == {names[0]: 4, names[1]: 4, names[2]: 1}
     assert all(len(times[n]) == 1 and times[n][0] > 0 for n in names)
+
+
+def test_fewer_calls_picks_the_cheapest_win(bench):
+    rows = {
+        10: {"fi A": (1e-3, 9, "rk4"), "P": (1e-1, 10, "")},
+        50: {"fi A": (1e-6, 49, "rk4"), "P": (5e-3, 50, "")},
+        "reference check": (2000, 1e-11),
+    }
+    assert bench.fewer_calls(rows, ["fi A"], ["P"]) == (("P", 5e-3, 50), ("fi A", 1e-3, 9))
+    rows[10]["fi A"] = (1e-2, 9, "rk4")
+    rows[50]["fi A"] = (6e-3, 49, "rk4")
+    assert bench.fewer_calls(rows, ["fi A"], ["P"]) is None
