@@ -616,7 +616,8 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="reproduce the Lipschitz paper's headline results with exact drifts",
         description="Reproduce the Lipschitz paper's two headline results with exact drifts (no network): a 1000-D\n"
-        "two-mode mixture in one RK4 step, and the spectra of Gaussian random fields at several resolutions.",
+        "two-mode mixture at 1, 2 and 4 RK4 steps (classical and the 3/8 rule) under Linear, MixtureOptimal and\n"
+        "LipschitzOptimal, and the spectra of Gaussian random fields at several resolutions.",
         formatter_class=_Formatter,
     )
     demo.add_argument("--out", default=".", help="folder for fastinterp_demo.png (default: the current folder)")
