@@ -103,3 +103,5 @@ def test_fewer_calls_picks_the_cheapest_win(bench):
     rows[10]["fi A"] = (1e-2, 9, "rk4")
     rows[50]["fi A"] = (6e-3, 49, "rk4")
     assert bench.fewer_calls(rows, ["fi A"], ["P"]) is None
+    rows[50]["fi A"] = (4.99e-3, 49, "rk4")  # a rounding-level win is no win
+    assert bench.fewer_calls(rows, ["fi A"], ["P"]) is None
