@@ -204,7 +204,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                        weight_decay=args.weight_decay, grad_clip=args.grad_clip, ema_decay=args.ema_decay,
                        antithetic=not args.no_antithetic, prediction=args.prediction, resume=args.resume,
                        force=args.force, allow_changes=allow,
-                       seed=args.seed, checkpoint_every=args.checkpoint_every)  # fmt: skip
+                       seed=args.seed, checkpoint_every=args.checkpoint_every, compile=args.compile)  # fmt: skip
     except (TypeError, ValueError, OSError, FloatingPointError) as exc:
         message = str(exc)
         for name, flag in _TRAIN_FLAGS.items():  # "lr must be ..." -> "--lr must be ..."
@@ -226,11 +226,11 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
     _writable_folder("experiment", args.out)
     try:
-        report = run_experiment(args.dataset, preset=args.preset, out=args.out, seed=args.seed)
+        report = run_experiment(args.dataset, preset=args.preset, res=args.res, out=args.out, seed=args.seed)
     except ImportError as exc:  # the native core (ns, ac) or h5py missing from this installation
         raise SystemExit(f"fastinterp experiment {args.dataset}: {exc}") from None
     print(report.table())
-    print(f"report, checkpoint and spectra.png in {args.out}")
+    print(f"report.json, report.txt, model.pt and spectra.png in {args.out}")
     return 0
 
 
@@ -659,6 +659,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --resume: settings that may differ from the checkpoint, comma-separated, among "
                     "lr,weight_decay,batch_size,grad_clip,ema_decay,antithetic,steps")  # fmt: skip
     tr.add_argument("--seed", type=int, default=0, help="seed of the weights and of every random draw (>= 0)")
+    tr.add_argument("--compile", action="store_true",
+                    help="run the network under torch.compile (the first step compiles; on a small CPU that costs "
+                    "minutes and may not pay: benchmarks/bench_training.py)")  # fmt: skip
     tr.set_defaults(func=_cmd_train)
 
     ex = sub.add_parser(
@@ -669,8 +672,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("dataset", choices=["grf", "ns", "ac"],
                     help="grf: Gaussian random fields; ns: Navier-Stokes vorticity; ac: Allen-Cahn")  # fmt: skip
     ex.add_argument("--preset", default="cpu", choices=["tiny", "cpu", "paper"],
-                    help="tiny: a smoke test; cpu: minutes on 2 cores; paper: the GPU scale")  # fmt: skip
-    ex.add_argument("--out", default="experiment", help="folder for report.json, checkpoint.pt and spectra.png")
+                    help="tiny: a smoke test; cpu: under 30 CPU minutes on 2 cores; paper: the GPU scale")  # fmt: skip
+    ex.add_argument("--res", type=int, choices=[32, 64, 128], default=None,
+                    help="ac only: N (default: the preset's, 32 for tiny and cpu)")  # fmt: skip
+    ex.add_argument("--out", default="experiment", help="folder for report.json, report.txt, model.pt, spectra.png")
     ex.add_argument("--seed", type=seed, default=0, help="seed of the data, the weights and the noise")
     ex.set_defaults(func=_cmd_experiment)
 

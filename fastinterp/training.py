@@ -11,6 +11,11 @@ same ones; each that differs is named, with both values, in one ``ValueError``. 
 run is extended); the settings in :data:`CHANGEABLE` may change when named in ``allow_changes``; the data,
 prediction, schedule, model and seed never (train into another ``out`` instead). Without ``resume`` an existing
 ``out`` is refused unless ``force=True``.
+
+Speed (``docs/training.md``, ``benchmarks/bench_training.py``): an antithetic pair is one model call on a batch of
+``2 * batch_size`` (:func:`training_loss`), AdamW runs fused where torch has the kernel (CPU and CUDA), clipping and
+the EMA update use torch's multi-tensor ops, and ``compile=True`` runs the network under ``torch.compile``; each is
+the plain loop's arithmetic up to rounding.
 """
 
 from __future__ import annotations
@@ -36,11 +41,15 @@ from .interpolants import Interpolant, interpolant_loss
 from .predictions import check_prediction
 from .schedules import Linear, Schedule
 
-__all__ = ["CHANGEABLE", "TrainResult", "data_digest", "train"]
+__all__ = ["CHANGEABLE", "T_MAX", "T_MIN", "TrainResult", "data_digest", "train", "training_loss"]
 
 #: Settings a resumed run may change when it names them in ``train(..., allow_changes=...)``
 #: (``--allow-changed`` on the command line). ``steps`` may always grow; naming it here also lets it shrink.
 CHANGEABLE = ("lr", "weight_decay", "batch_size", "grad_clip", "ema_decay", "antithetic", "steps")
+
+#: The training times are uniform on ``[T_MIN, T_MAX]`` (``interpolant_loss``'s default range: the noise and score
+#: targets are singular at the ends).
+T_MIN, T_MAX = 1e-3, 1 - 1e-3
 
 
 @dataclass
@@ -66,6 +75,41 @@ def data_digest(data: Tensor) -> dict[str, Any]:
     h = hashlib.sha256(f"{list(x.shape)} {x.dtype}\n".encode())
     h.update(arr)
     return {"sha256": h.hexdigest(), "shape": list(x.shape), "dtype": str(x.dtype).removeprefix("torch.")}
+
+
+def training_loss(
+    model: Callable[[Tensor, Tensor], Tensor],
+    x1: Tensor,
+    *,
+    interpolant: Interpolant,
+    prediction: str,
+    antithetic: bool,
+    generator: torch.Generator,
+) -> Tensor:
+    """The loss :func:`train` minimises for the batch ``x1``, with one call of ``model``.
+
+    Draws the noise ``x0 ~ N(0, I)`` shaped like ``x1``, then the times ``t ~ U[T_MIN, T_MAX]`` shaped ``(B,)``, from
+    ``generator`` (the order ``interpolant_loss`` draws them in), and returns
+    ``interpolant_loss(model, x1, x0=x0, t=t, ...)`` of a one-sided ``interpolant``. An antithetic pair is evaluated
+    as one batch of ``2 B``: ``(x1, x1)``, ``(x0, -x0)``, ``(t, t)``, whose mean is the average of the pair's two
+    means, so the value equals ``interpolant_loss(model, x1, antithetic=True, generator=...)`` from the same
+    generator state up to rounding, with half the model calls (the networks here treat samples independently).
+    """
+    if not interpolant.one_sided:
+        raise ValueError(f"training_loss needs a one-sided interpolant (gamma='zero'), got {interpolant!r}")
+    x0 = torch.randn(x1.shape, generator=generator, dtype=x1.dtype, device=x1.device)
+    t = T_MIN + (T_MAX - T_MIN) * torch.rand(x1.shape[0], generator=generator, dtype=x1.dtype, device=x1.device)
+    if antithetic:
+        x1, x0, t = torch.cat([x1, x1]), torch.cat([x0, -x0]), torch.cat([t, t])
+    return interpolant_loss(model, x1, prediction=prediction, interpolant=interpolant, x0=x0, t=t)
+
+
+def _adamw(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW, fused (one kernel per parameter and step) where torch has that kernel for every parameter (floating
+    tensors on CPU or CUDA), else torch's default implementation: the same update up to rounding."""
+    params = list(model.parameters())
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True if fused else None)
 
 
 def _real(name: str, value: object, ok: Callable[[float], bool], requirement: str) -> float:
@@ -228,6 +272,7 @@ def train(
     seed: int = 0,
     progress: bool = True,
     callback: Callable[[int, float], None] | None = None,
+    compile: bool = False,
 ) -> TrainResult:
     """Train ``model`` to predict ``prediction`` under ``schedule`` on ``data`` (one-sided interpolant).
 
@@ -259,6 +304,9 @@ def train(
         seed: seed of the run's generator (int >= 0).
         progress: show a progress bar (loss, steps/s, ETA) on stderr.
         callback: called as ``callback(step, loss)`` after every step (after any checkpoint of that step).
+        compile: run the network under ``torch.compile`` (its first step compiles: seconds to minutes, not counted
+            in the loss or the checkpoint; the losses are the eager ones up to rounding). Not recorded: a run may be
+            resumed with or without it. Whether it pays depends on the machine (``benchmarks/bench_training.py``).
 
     Raises:
         TypeError, ValueError: an invalid option (the message names it and its value), or a resume mismatch.
@@ -278,6 +326,8 @@ def train(
         checkpoint_every=checkpoint_every,
     )
     check_prediction(prediction)
+    if not isinstance(compile, bool):
+        raise TypeError(f"compile must be a bool, got {type(compile).__name__}")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module (fastinterp.models), got {type(model).__name__}")
     schedule = Linear() if schedule is None else schedule
@@ -318,7 +368,7 @@ def train(
 
     gen = torch.Generator().manual_seed(seed)
     ema = copy.deepcopy(model).requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = _adamw(model, lr, weight_decay)
     cosine = lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))  # noqa: E731
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine)
     step, losses = 0, []
@@ -352,22 +402,25 @@ def train(
                         normalization={"mean": mean, "std": std}, ema=ema, training=training)  # fmt: skip
 
     model.train()
+    net = torch.compile(model) if compile else model  # the same parameters: the optimiser and checkpoints see model
+    params, ema_params = list(model.parameters()), list(ema.parameters())
+    foreach = all(p.device.type in ("cpu", "cuda") for p in params) or None  # torch's multi-tensor clipping there
+    buffers, ema_buffers = list(model.buffers()), list(ema.buffers())
     tty = sys.stderr.isatty()
     with tqdm(total=steps, initial=step, desc="train", unit="step", disable=not progress, file=sys.stderr,
               dynamic_ncols=True, mininterval=0.1 if tty else 10.0) as bar:  # fmt: skip
         while step < steps:
             idx = torch.randint(0, normed.shape[0], (batch_size,), generator=gen)
-            loss = interpolant_loss(model, normed[idx], prediction=prediction, interpolant=interp,
-                                    antithetic=antithetic, generator=gen)  # fmt: skip
+            loss = training_loss(net, normed[idx], interpolant=interp, prediction=prediction,
+                                 antithetic=antithetic, generator=gen)  # fmt: skip
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), settings["grad_clip"])
+            nn.utils.clip_grad_norm_(params, settings["grad_clip"], foreach=foreach)
             opt.step()
             sched.step()
             with torch.no_grad():
-                for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
-                    pe.lerp_(pm, 1 - settings["ema_decay"])
-                for be, bm in zip(ema.buffers(), model.buffers(), strict=True):
+                torch._foreach_lerp_(ema_params, params, 1 - settings["ema_decay"])
+                for be, bm in zip(ema_buffers, buffers, strict=True):
                     be.copy_(bm)
             step += 1
             value = float(loss.detach())

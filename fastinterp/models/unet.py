@@ -4,6 +4,11 @@ Input ``x`` is ``(B, C, *grid)`` or, for one channel, ``(B, *grid)`` (the output
 level has two residual blocks (GroupNorm, SiLU, circular 3-point/3x3 convolutions) whose first normalisation is
 shifted and scaled by the time embedding; down-sampling halves the grid with a strided convolution, up-sampling
 doubles it by nearest-neighbour interpolation followed by a convolution; skips are concatenated.
+
+Every 3-point/3x3 convolution is a :class:`~fastinterp.models.periodic.PeriodicConv1d` / ``PeriodicConv2d``: an
+``nn.Conv{1,2}d(padding_mode="circular")`` (same parameters and state-dict keys) whose padding autograd
+differentiates as one node (``periodic="fast"``, the default) or torch's own circular path (``"reference"``); both
+compute the same function, so the choice is not part of the model's ``config`` and any checkpoint loads into either.
 """
 
 from __future__ import annotations
@@ -14,13 +19,13 @@ from torch import Tensor, nn
 from .._utils import check_int
 from .embedding import time_features
 from .mlp import MLP
+from .periodic import PeriodicConv1d, PeriodicConv2d, check_periodic
 
 __all__ = ["PRESETS", "UNet", "build_model", "model_from_config"]
 
 
 def _conv(dim: int, cin: int, cout: int, stride: int = 1) -> nn.Module:
-    conv = nn.Conv1d if dim == 1 else nn.Conv2d
-    return conv(cin, cout, 3, stride=stride, padding=1, padding_mode="circular")
+    return (PeriodicConv1d if dim == 1 else PeriodicConv2d)(cin, cout, 3, stride=stride, padding=1)
 
 
 class _Block(nn.Module):
@@ -35,10 +40,10 @@ class _Block(nn.Module):
         self.dim = dim
 
     def forward(self, x: Tensor, e: Tensor) -> Tensor:
-        h = self.conv1(nn.functional.silu(self.norm1(x)))
+        h = self.conv1(self.norm1(x), silu=True)
         scale, shift = self.film(e).reshape(e.shape[0], -1, *([1] * self.dim)).chunk(2, dim=1)
         h = self.norm2(h) * (1 + scale) + shift
-        h = self.conv2(nn.functional.silu(h))
+        h = self.conv2(h, silu=True)
         return h + self.skip(x)
 
 
@@ -52,10 +57,19 @@ class UNet(nn.Module):
         mults: channel multipliers per level (the grid is halved between levels: its size must be divisible by
             ``2^(len(mults) - 1)``).
         emb: width of the time embedding.
+        periodic: how the convolutions pad, ``"fast"`` or ``"reference"`` (module docstring; not in ``config``:
+            the function is the same). Change it later with :attr:`periodic`.
     """
 
     def __init__(
-        self, dim: int = 2, channels: int = 1, base: int = 32, mults: tuple[int, ...] = (1, 2, 2), emb: int = 128
+        self,
+        dim: int = 2,
+        channels: int = 1,
+        base: int = 32,
+        mults: tuple[int, ...] = (1, 2, 2),
+        emb: int = 128,
+        *,
+        periodic: str = "fast",
     ) -> None:
         super().__init__()
         if dim not in (1, 2):
@@ -93,6 +107,20 @@ class UNet(nn.Module):
         self.out = nn.Sequential(nn.GroupNorm(min(8, c), c), nn.SiLU(), _conv(dim, c, channels))
         nn.init.zeros_(self.out[-1].weight)
         nn.init.zeros_(self.out[-1].bias)
+        self.periodic = periodic
+
+    @property
+    def periodic(self) -> str:
+        """How the periodic convolutions pad: ``"fast"`` or ``"reference"`` (settable; the module docstring)."""
+        return self._periodic
+
+    @periodic.setter
+    def periodic(self, mode: str) -> None:
+        check_periodic(mode)
+        for m in self.modules():
+            if isinstance(m, (PeriodicConv1d, PeriodicConv2d)):
+                m.fast = mode == "fast"
+        self._periodic = mode
 
     def forward(self, x: Tensor, t: Tensor) -> Tensor:
         squeeze = x.ndim == self.dim + 1
@@ -116,7 +144,8 @@ class UNet(nn.Module):
             h = b2(b1(torch.cat([h, skips.pop()], dim=1), e), e)
             if j < self.levels - 1:
                 h = self.upconv[j](nn.functional.interpolate(h, scale_factor=2, mode="nearest"))
-        out = self.out(h)
+        norm, _, conv = self.out  # GroupNorm, SiLU, convolution: the SiLU runs fused with the convolution's padding
+        out = conv(norm(h), silu=True)
         return out.squeeze(1) if squeeze else out
 
 
@@ -149,8 +178,12 @@ def model_from_config(config: dict) -> nn.Module:
         ) from None
 
 
-def build_model(preset: str, *, channels: int = 1) -> nn.Module:
-    """A network from a name in :data:`PRESETS` (UNets) or ``"mlp:<dim>"`` (an :class:`MLP` for ``(B, dim)``)."""
+def build_model(preset: str, *, channels: int = 1, periodic: str = "fast") -> nn.Module:
+    """A network from a name in :data:`PRESETS` (UNets) or ``"mlp:<dim>"`` (an :class:`MLP` for ``(B, dim)``).
+
+    ``periodic`` (``"fast"`` or ``"reference"``): how a UNet's convolutions pad (:class:`UNet`); an MLP has none.
+    """
+    check_periodic(periodic)
     if not isinstance(preset, str):
         raise TypeError(f"model preset must be a str, got {type(preset).__name__}")
     if preset.startswith("mlp:"):
@@ -160,4 +193,6 @@ def build_model(preset: str, *, channels: int = 1) -> nn.Module:
         return MLP(int(dim))
     if preset not in PRESETS:
         raise ValueError(f"model must be one of {', '.join(PRESETS)} or mlp:<dim>, got {preset!r}")
-    return model_from_config({**PRESETS[preset], "channels": channels})
+    net = model_from_config({**PRESETS[preset], "channels": channels})
+    net.periodic = periodic
+    return net
