@@ -60,8 +60,8 @@ from fastinterp.adapters import from_diffusers, from_flow_matching
 from fastinterp.targets import Gaussian, GaussianMixture
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench_sampling.py names the machine for both
+from bench_sampling import Report, echo_goals  # noqa: E402
 from bench_sampling import _load as load  # noqa: E402
-from bench_sampling import echo_goals  # noqa: E402
 from bench_sampling import machine as _machine  # noqa: E402
 
 
@@ -520,16 +520,8 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    report = open(args.out, "w") if args.out else None  # noqa: SIM115 - closed in the finally below
-
-    def echo(line: str = "") -> None:
-        print(line, flush=True)
-        if report is not None:
-            report.write(line + "\n")
-            report.flush()
-
-    def log(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
+    report = Report(args.out)  # closed in the finally below
+    echo, log = report.echo, report.log
 
     versions = []
     for mod in ("diffusers", "flow_matching", "torchdiffeq"):
@@ -599,8 +591,7 @@ def main(argv=None) -> int:
         echo_goals(echo, [(g, t, m, "PASS" if ok else "FAIL") for g, t, m, ok in goals])
     finally:
         torch.set_num_threads(old_threads)
-        if report is not None:
-            report.close()
+        report.close()
     return 0
 
 

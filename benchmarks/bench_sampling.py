@@ -212,6 +212,31 @@ def machine(device: torch.device) -> str:
     return where
 
 
+class Report:
+    """A benchmark's report: :meth:`echo` prints a line of it and writes it to ``path`` (when given) as it goes, so a
+    run cut short (a time limit) leaves what it measured; :meth:`log` prints progress to stderr, outside the report."""
+
+    def __init__(self, path: str | None) -> None:
+        self._file = None
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(path, "w")  # noqa: SIM115 - closed by close()
+
+    def echo(self, line: str = "") -> None:
+        print(line, flush=True)
+        if self._file is not None:
+            self._file.write(line + "\n")
+            self._file.flush()
+
+    @staticmethod
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
 def echo_goals(echo: Callable[[str], None], rows) -> None:
     """The Goals block every benchmark ends with: rows of ``(goal, target, measured, verdict)``."""
     echo("\n### Goals\n")
@@ -772,19 +797,8 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    report = None
-    if args.out:  # written as it goes, so a run cut short (a time limit) leaves what it measured
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        report = open(args.out, "w")  # noqa: SIM115 - closed in the finally below
-
-    def echo(line: str = "") -> None:
-        print(line, flush=True)
-        if report is not None:
-            report.write(line + "\n")
-            report.flush()
-
-    def log(line: str) -> None:  # progress, not part of the report
-        print(line, file=sys.stderr, flush=True)
+    report = Report(args.out)  # closed in the finally below
+    echo, log = report.echo, report.log
 
     contenders, skipped = ["plain"], []  # plain first: the baseline every ratio and deviation refers to
     for name in dict.fromkeys(args.contenders or CONTENDERS):
@@ -875,8 +889,7 @@ def main(argv=None) -> int:
     finally:
         caches.close()
         torch.set_num_threads(old_threads)
-        if report is not None:
-            report.close()
+        report.close()
     return 0
 
 

@@ -51,8 +51,8 @@ from fastinterp.models import build_model
 from fastinterp.training import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench_sampling.py names the machine
+from bench_sampling import Report, echo_goals  # noqa: E402
 from bench_sampling import _load as load  # noqa: E402
-from bench_sampling import echo_goals  # noqa: E402
 from bench_sampling import machine as _machine  # noqa: E402
 
 #: ``{preset: (grid, batch)}``: the experiments' CPU sizes.
@@ -217,16 +217,8 @@ def main(argv=None) -> int:
     if args.compile:  # a cold compile: no kernels from an earlier run
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench_training_inductor_")
 
-    report = open(args.out, "w") if args.out else None  # noqa: SIM115 - closed in the finally below
-
-    def echo(line: str = "") -> None:
-        print(line, flush=True)
-        if report is not None:
-            report.write(line + "\n")
-            report.flush()
-
-    def log(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
+    report = Report(args.out)  # closed in the finally below
+    echo, log = report.echo, report.log
 
     run_start, start_load = time.perf_counter(), load()
     goals: list[tuple[str, str, str, str]] = []
@@ -273,8 +265,7 @@ def main(argv=None) -> int:
         echo_goals(echo, goals)
     finally:
         torch.set_num_threads(old_threads)
-        if report is not None:
-            report.close()
+        report.close()
     return 0
 
 
