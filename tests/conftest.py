@@ -1,4 +1,8 @@
+import functools
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -20,3 +24,19 @@ def _float64_default():
 @pytest.fixture
 def gen():
     return torch.Generator().manual_seed(1234)
+
+
+@functools.cache
+def _benchmark(name: str):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up; sibling benchmarks import it by name
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def load_benchmark():
+    """``load_benchmark("bench_x")``: the script ``benchmarks/bench_x.py`` as a module, loaded once per session."""
+    return _benchmark

@@ -1,11 +1,6 @@
 """benchmarks/bench_adapters.py: its references and models are exact, its tables and Goals block print, its timing
 loop runs. No accuracy ranking or speed is asserted: that is what the benchmark itself reports."""
 
-import functools
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -16,19 +11,9 @@ pytest.importorskip("diffusers")
 pytest.importorskip("flow_matching")
 
 
-@functools.cache
-def _bench():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_adapters.py"
-    spec = importlib.util.spec_from_file_location("bench_adapters", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
-def bench():
-    return _bench()
+def bench(load_benchmark):
+    return load_benchmark("bench_adapters")
 
 
 def _as_mixture(g: Gaussian) -> GaussianMixture:

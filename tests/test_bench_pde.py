@@ -2,22 +2,10 @@
 contender of the FFT pair when pyfftw imports and a printed skip line when it does not. No speed is asserted: that
 is what the benchmark itself reports."""
 
-import functools
-import importlib.util
 import re
 import sys
-from pathlib import Path
 
 import pytest
-
-
-@functools.cache
-def _bench():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_pde.py"
-    spec = importlib.util.spec_from_file_location("bench_pde", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _have_pyfftw() -> bool:
@@ -33,9 +21,9 @@ PYFFTW_ROW = re.compile(r"^\| FFTW via pyfftw, planned `FFTW\.execute\(\)` \(no 
 MEDIAN_IQR = r"[\d,.]+x? \([\d,.]+-[\d,.]+\)"  # "median (q1-q3)"
 
 
-def test_tiny_engine_run_prints_every_table_with_medians_and_quartiles(tmp_path, capsys):
+def test_tiny_engine_run_prints_every_table_with_medians_and_quartiles(tmp_path, capsys, load_benchmark):
     out = tmp_path / "pde.md"
-    assert _bench().main(["--tiny", "--only", "engine", "--out", str(out)]) == 0
+    assert load_benchmark("bench_pde").main(["--tiny", "--only", "engine", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "- command: `python benchmarks/bench_pde.py --tiny --only engine --out" in text
     assert re.search(r"load average at start: \d+\.\d\d", text) and re.search(r"load average at the end: \d", text)
@@ -53,9 +41,9 @@ def test_tiny_engine_run_prints_every_table_with_medians_and_quartiles(tmp_path,
     assert out.read_text().splitlines() == text.splitlines()[:-1]  # the file is the report ("written to" aside)
 
 
-def test_fft_pair_without_pyfftw_prints_a_skip_line(monkeypatch, capsys):
+def test_fft_pair_without_pyfftw_prints_a_skip_line(monkeypatch, capsys, load_benchmark):
     monkeypatch.setitem(sys.modules, "pyfftw", None)  # `import pyfftw` now raises ImportError
-    assert _bench().main(["--tiny", "--only", "fft"]) == 0
+    assert load_benchmark("bench_pde").main(["--tiny", "--only", "fft"]) == 0
     text = capsys.readouterr().out
     assert SKIP_LINE.search(text) and "; no pyfftw; " in text
     assert "pyfftw" not in "".join(line for line in text.splitlines() if line.startswith("| "))
@@ -63,7 +51,7 @@ def test_fft_pair_without_pyfftw_prints_a_skip_line(monkeypatch, capsys):
     assert "written to" not in text  # --tiny writes a file only where --out says
 
 
-def test_rounds_below_two_are_refused(capsys):
+def test_rounds_below_two_are_refused(capsys, load_benchmark):
     with pytest.raises(SystemExit):
-        _bench().main(["--tiny", "--rounds", "1"])
+        load_benchmark("bench_pde").main(["--tiny", "--rounds", "1"])
     assert "--rounds must be >= 2 (a spread needs two rounds), got 1" in capsys.readouterr().err

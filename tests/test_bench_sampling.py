@@ -1,24 +1,10 @@
 """benchmarks/bench_sampling.py runs end to end on tiny sizes and prints its tables and its Goals block; the grading
 of the goals is checked on synthetic timings. No speed is asserted: that is what the benchmark itself reports."""
 
-import functools
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-
-
-@functools.cache
-def _bench():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_sampling.py"
-    spec = importlib.util.spec_from_file_location("bench_sampling", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
 
 
 def _goal_rows(text):
@@ -27,10 +13,10 @@ def _goal_rows(text):
 
 
 @pytest.fixture
-def bench(monkeypatch):
+def bench(monkeypatch, load_benchmark):
     # the conftest runs Triton kernels in the CPU interpreter; the benchmark times what a CPU user gets
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    return _bench()
+    return load_benchmark("bench_sampling")
 
 
 def test_quick_run_prints_every_table_and_the_goals(bench, tmp_path, capsys):

@@ -266,16 +266,10 @@ def test_cli_reports_a_diverged_dataset_without_a_traceback(tmp_path):
         main([*argv, "--set", "dt=0.04", "--set", "t_burn=4.0", "--set", "t_snap=0.04", "--set", "snapshots=2"])
 
 
-def test_benchmark_torch_section_runs_on_cpu():
+def test_benchmark_torch_section_runs_on_cpu(load_benchmark):
     """benchmarks/bench_pde.py's torch-twin section (the CUDA measurement of a GPU session) runs on the CPU too, so a
     lent GPU's time is not spent finding that it broke."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_pde.py"
-    spec = importlib.util.spec_from_file_location("bench_pde", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("bench_pde")
     lines = []
     bench.torch_section(lambda s="": lines.append(s), 0.02, 32, "cpu", batch=2)
     rows = [line for line in lines if line.startswith("| Navier-Stokes") or line.startswith("| Gaussian")]

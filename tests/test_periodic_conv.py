@@ -2,11 +2,7 @@
 modes, old checkpoints, the faster training step against the plain loop, and a smoke run of
 benchmarks/bench_training.py."""
 
-import functools
 import hashlib
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,16 +18,6 @@ from fastinterp.training import train, training_loss
 
 UNETS = ["tiny-1d", "tiny-2d", "small-2d"]
 TOL = {torch.float64: 1e-12, torch.float32: 1e-5}  # relative, of the largest entry
-
-
-@functools.cache
-def _bench():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_training.py"
-    spec = importlib.util.spec_from_file_location("bench_training", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(autouse=True)
@@ -252,12 +238,12 @@ def test_training_loss_is_interpolant_losss_antithetic_pair(gen):
 
 
 @pytest.mark.parametrize("preset, grid", [("tiny-1d", (16,)), ("tiny-2d", (8, 8))])
-def test_train_losses_equal_the_plain_loops(preset, grid):
+def test_train_losses_equal_the_plain_loops(preset, grid, load_benchmark):
     """train() (fast convolutions, one call per antithetic pair, fused AdamW, multi-tensor clipping and EMA) follows
     the plain loop of before (benchmarks/bench_training.py: plain_train, reference convolutions) to rounding."""
     data = torch.randn(32, *grid, generator=torch.Generator().manual_seed(0))
     plain_net, fast_net = (_randomised(preset, torch.float64, mode) for mode in ("reference", "fast"))
-    plain = _bench().plain_train(plain_net, data, steps=5, batch_size=4)
+    plain = load_benchmark("bench_training").plain_train(plain_net, data, steps=5, batch_size=4)
     fast = train(fast_net, data, steps=5, batch_size=4, progress=False)
     torch.testing.assert_close(torch.tensor(fast.losses), torch.tensor(plain), rtol=1e-10, atol=0)
     for a, b in zip(fast.model.parameters(), plain_net.parameters(), strict=True):
@@ -281,10 +267,10 @@ def test_compiled_training_losses_equal_the_eager_ones():
     torch.testing.assert_close(torch.tensor(runs[True].losses), torch.tensor(runs[False].losses), rtol=1e-5, atol=0)
 
 
-def test_bench_training_smoke(capsys):
+def test_bench_training_smoke(capsys, load_benchmark):
     """A tiny run of the benchmark prints its table and a Goals block (no speed asserted: that is its job)."""
     torch.set_default_dtype(torch.float32)
-    assert _bench().main(["--quick", "--grid", "8", "--batch", "2", "--steps", "1"]) == 0
+    assert load_benchmark("bench_training").main(["--quick", "--grid", "8", "--batch", "2", "--steps", "1"]) == 0
     text = capsys.readouterr().out
     for label in ("plain loop, reference conv", "train(), reference conv", "train(), fast conv",
                   "train(), zero padding (bound)"):  # fmt: skip
