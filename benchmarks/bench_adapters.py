@@ -60,8 +60,7 @@ from fastinterp.adapters import from_diffusers, from_flow_matching
 from fastinterp.targets import Gaussian, GaussianMixture
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench_sampling.py names the machine for both
-from bench_sampling import Report, echo_goals  # noqa: E402
-from bench_sampling import _load as load  # noqa: E402
+from bench_sampling import Report  # noqa: E402
 from bench_sampling import machine as _machine  # noqa: E402
 
 
@@ -516,11 +515,8 @@ def main(argv=None) -> int:
     unet_batch, unet_size = args.unet_batch or (4 if args.quick else 16), 16 if args.quick else 32
     backends = args.backends or ["eager", "fused"]
     budget = args.budget if args.budget is not None else (0.0 if args.quick else 20.0)
-    old_threads = torch.get_num_threads()
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
-    report = Report(args.out)  # closed in the finally below
+    report = Report(args.out, args.threads)  # closed in the finally below
     echo, log = report.echo, report.log
 
     versions = []
@@ -529,13 +525,12 @@ def main(argv=None) -> int:
             versions.append(f"{mod} {__import__(mod).__version__}")
         except (ImportError, AttributeError):
             versions.append(f"{mod} not installed")
-    run_start, start_load = time.perf_counter(), load()
     goals: list[tuple[str, str, str, bool | None]] = []
     try:
         echo("# fastinterp adapters benchmark\n")
         echo(
             f"machine: {machine()}; torch {torch.__version__}; fastinterp {fi.__version__}; {', '.join(versions)}; "
-            f"{time.strftime('%Y-%m-%d %H:%M')}; load average {start_load:.2f} at the start"
+            f"{time.strftime('%Y-%m-%d %H:%M')}; load average {report.start_load:.2f} at the start"
         )
         echo(
             f"\n## Accuracy at equal NFE ({DIM}-D targets with a mean, batch {batch}, float64 models)\n\n"
@@ -587,10 +582,8 @@ def main(argv=None) -> int:
                         )
                     )
             echo(f"\n({len(base)} rounds, the first contender rotating)")
-        echo(f"\nload average {load():.2f} at the end; run took {time.perf_counter() - run_start:.0f} s")
-        echo_goals(echo, [(g, t, m, "PASS" if ok else "FAIL") for g, t, m, ok in goals])
+        report.finish([(g, t, m, "PASS" if ok else "FAIL") for g, t, m, ok in goals])
     finally:
-        torch.set_num_threads(old_threads)
         report.close()
     return 0
 

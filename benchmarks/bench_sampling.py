@@ -214,13 +214,19 @@ def machine(device: torch.device) -> str:
 
 class Report:
     """A benchmark's report: :meth:`echo` prints a line of it and writes it to ``path`` (when given) as it goes, so a
-    run cut short (a time limit) leaves what it measured; :meth:`log` prints progress to stderr, outside the report."""
+    run cut short (a time limit) leaves what it measured; :meth:`log` prints progress to stderr, outside the report.
+    ``threads``: torch's thread count for the run (``None``: unchanged), restored by :meth:`close`; :meth:`finish`
+    ends the report with the load average, the run's duration and the Goals block."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, threads: int | None = None) -> None:
         self._file = None
+        self._old_threads = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._file = open(path, "w")  # noqa: SIM115 - closed by close()
+        self.start, self.start_load = time.perf_counter(), _load()
 
     def echo(self, line: str = "") -> None:
         print(line, flush=True)
@@ -232,7 +238,15 @@ class Report:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
+    def finish(self, goals, warning: str | None = None) -> None:
+        """The report's end: load average and duration, ``warning`` (if any), the Goals block (:func:`echo_goals`)."""
+        self.echo(f"\nload average {load_average()} at the end; run took {time.perf_counter() - self.start:.0f} s")
+        if warning:
+            self.echo(f"\nwarning: {warning}")
+        echo_goals(self.echo, goals)
+
     def close(self) -> None:
+        torch.set_num_threads(self._old_threads)
         if self._file is not None:
             self._file.close()
 
@@ -793,11 +807,7 @@ def main(argv=None) -> int:
         bandwidth_sizes = [1e5] if args.quick else DEFAULT_BANDWIDTH[device.type]
     min_rounds = max(1, args.rounds)
     budget = args.budget if args.budget is not None else (0.5 if args.quick else 6.0)
-    old_threads = torch.get_num_threads()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-    report = Report(args.out)  # closed in the finally below
+    report = Report(args.out, args.threads)  # closed in the finally below
     echo, log = report.echo, report.log
 
     contenders, skipped = ["plain"], []  # plain first: the baseline every ratio and deviation refers to
@@ -835,7 +845,6 @@ def main(argv=None) -> int:
         f"- overhead/step: time per step - {STAGES} x the model alone; max rel. dev.: max |x - plain| / max |plain|."
     )
     configs: list[Config] = []
-    run_start, start_load = time.perf_counter(), _load()
     caches = CacheDirs()
     try:
         with torch.no_grad():
@@ -877,18 +886,16 @@ def main(argv=None) -> int:
                         e = cfg.entries.get(name)
                         if e is not None and e.sync_check:
                             echo(f"| {cfg.model} | {cfg.n:.0e} | {name} | {e.sync_check} |")
-        echo(f"\nload average {load_average()} at the end; run took {time.perf_counter() - run_start:.0f} s")
-        busy = max(start_load, _load())
+        busy, warning = max(report.start_load, _load()), None
         if busy > max(1, (os.cpu_count() or 1) - 1) and torch.get_num_threads() > 1:
-            echo(
-                f"\nwarning: load average up to {busy:.2f} on {os.cpu_count()} CPUs: other processes hold the cores, "
+            warning = (
+                f"load average up to {busy:.2f} on {os.cpu_count()} CPUs: other processes hold the cores, "
                 "so each multi-threaded parallel region may wait for a descheduled thread; rerun on an idle machine "
                 "or with --threads 1 for stable figures."
             )
-        echo_goals(echo, goals(configs, bandwidth, args.steps, device))
+        report.finish(goals(configs, bandwidth, args.steps, device), warning)
     finally:
         caches.close()
-        torch.set_num_threads(old_threads)
         report.close()
     return 0
 

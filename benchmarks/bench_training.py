@@ -51,8 +51,7 @@ from fastinterp.models import build_model
 from fastinterp.training import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench_sampling.py names the machine
-from bench_sampling import Report, echo_goals  # noqa: E402
-from bench_sampling import _load as load  # noqa: E402
+from bench_sampling import Report  # noqa: E402
 from bench_sampling import machine as _machine  # noqa: E402
 
 #: ``{preset: (grid, batch)}``: the experiments' CPU sizes.
@@ -211,21 +210,17 @@ def main(argv=None) -> int:
     for name, value in (("--grid", args.grid), ("--batch", args.batch), ("--steps", steps), ("--rounds", rounds)):
         if value is not None and value < 1:
             parser.error(f"{name} must be >= 1, got {value}")
-    old_threads = torch.get_num_threads()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if args.compile:  # a cold compile: no kernels from an earlier run
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench_training_inductor_")
 
-    report = Report(args.out)  # closed in the finally below
+    report = Report(args.out, args.threads)  # closed in the finally below
     echo, log = report.echo, report.log
 
-    run_start, start_load = time.perf_counter(), load()
     goals: list[tuple[str, str, str, str]] = []
     try:
         echo("# fastinterp training benchmark\n")
         echo(f"machine: {machine()}; torch {torch.__version__}; fastinterp {fi.__version__}; "
-             f"{time.strftime('%Y-%m-%d %H:%M')}; load average {start_load:.2f} at the start")  # fmt: skip
+             f"{time.strftime('%Y-%m-%d %H:%M')}; load average {report.start_load:.2f} at the start")  # fmt: skip
         echo(f"\nEach sample: the mean of {steps} steps after a dropped first one; contenders alternated round-robin "
              "(bench_training.py docstring). Speed-ups: median of the per-round ratios to the baseline, IQR in "
              "parentheses.")  # fmt: skip
@@ -261,10 +256,8 @@ def main(argv=None) -> int:
                                   f"{dev:.1e}", "PASS" if dev < 1e-4 else "FAIL"))  # fmt: skip
             n = len(base["wall"])
             echo(f"\n({n} round{'s' * (n != 1)}, the first contender rotating)")
-        echo(f"\nload average {load():.2f} at the end; run took {time.perf_counter() - run_start:.0f} s")
-        echo_goals(echo, goals)
+        report.finish(goals)
     finally:
-        torch.set_num_threads(old_threads)
         report.close()
     return 0
 

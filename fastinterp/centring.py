@@ -106,15 +106,15 @@ class CentredModel:
         model: the raw model, trained on uncentred data under ``schedule`` to predict ``prediction``.
         schedule: its training schedule.
         prediction: what it predicts.
-        mean: the data mean, validated here (:func:`check_mean`).
+        mean: the data mean as :func:`check_mean` returns it (:func:`centred`, the way to build one, validates it
+            once; its broadcast against the state is checked per call).
 
     Attributes:
-        mean: the validated mean (a float, or the tensor as given).
+        mean: that mean (a float, or the tensor).
     """
 
     def __init__(self, model, schedule, prediction: str, mean: Mean) -> None:
-        self.model, self.schedule, self.prediction = model, schedule, prediction
-        self.mean = check_mean(mean)
+        self.model, self.schedule, self.prediction, self.mean = model, schedule, prediction, mean
 
     def __call__(self, y: Tensor, t: Tensor, **cond) -> Tensor:
         _check_fits(self.mean, y)

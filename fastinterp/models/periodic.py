@@ -147,11 +147,27 @@ def circular_pad(x: Tensor, pads: Sequence[int]) -> Tensor:
 
 
 class _Periodic:
-    """The shared ``forward`` of :class:`PeriodicConv1d` / :class:`PeriodicConv2d` (module docstring)."""
+    """The shared constructor and ``forward`` of :class:`PeriodicConv1d` / :class:`PeriodicConv2d` (module
+    docstring): ``nn.Conv{1,2}d``'s arguments but ``padding_mode`` (always ``"circular"``), and ``fast``."""
 
     padding: tuple[int, ...]
 
-    def _init_periodic(self, fast: bool) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] = 1,
+        padding: int | tuple[int, ...] = 0,
+        dilation: int | tuple[int, ...] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        *,
+        fast: bool = True,
+    ) -> None:
+        super().__init__(  # type: ignore[call-arg]
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, "circular"
+        )
         if not isinstance(self.padding, tuple):  # padding="same"/"valid" strings: not a periodic halo
             raise ValueError(f"{type(self).__name__} needs integer padding, got padding={self.padding!r}")
         self.fast = fast
@@ -190,22 +206,6 @@ class PeriodicConv1d(_Periodic, nn.Conv1d):
 
     _unpadded = staticmethod(F.conv1d)
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        stride: int = 1,
-        padding: int = 0,
-        dilation: int = 1,
-        groups: int = 1,
-        bias: bool = True,
-        *,
-        fast: bool = True,
-    ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, "circular")
-        self._init_periodic(fast)
-
 
 class PeriodicConv2d(_Periodic, nn.Conv2d):
     """``nn.Conv2d(..., padding_mode="circular")`` with the fast periodic padding (module docstring).
@@ -215,19 +215,3 @@ class PeriodicConv2d(_Periodic, nn.Conv2d):
     """
 
     _unpadded = staticmethod(F.conv2d)
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] = 0,
-        dilation: int | tuple[int, int] = 1,
-        groups: int = 1,
-        bias: bool = True,
-        *,
-        fast: bool = True,
-    ) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias, "circular")
-        self._init_periodic(fast)
