@@ -173,6 +173,7 @@ _TRAIN_FLAGS = {
         "grad_clip",
         "lr",
         "out",
+        "scale",
         "seed",
         "steps",
         "weight_decay",
@@ -204,7 +205,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                        weight_decay=args.weight_decay, grad_clip=args.grad_clip, ema_decay=args.ema_decay,
                        antithetic=not args.no_antithetic, prediction=args.prediction, resume=args.resume,
                        force=args.force, allow_changes=allow,
-                       seed=args.seed, checkpoint_every=args.checkpoint_every, compile=args.compile)  # fmt: skip
+                       seed=args.seed, checkpoint_every=args.checkpoint_every, compile=args.compile,
+                       scale=args.scale)  # fmt: skip
     except (TypeError, ValueError, OSError, FloatingPointError) as exc:
         message = str(exc)
         for name, flag in _TRAIN_FLAGS.items():  # "lr must be ..." -> "--lr must be ..."
@@ -226,7 +228,8 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
     _writable_folder("experiment", args.out)
     try:
-        report = run_experiment(args.dataset, preset=args.preset, res=args.res, out=args.out, seed=args.seed)
+        report = run_experiment(args.dataset, preset=args.preset, res=args.res, normalise=args.normalise,
+                                out=args.out, seed=args.seed)  # fmt: skip
     except ImportError as exc:  # the native core (ns, ac) or h5py missing from this installation
         raise SystemExit(f"fastinterp experiment {args.dataset}: {exc}") from None
     print(report.table())
@@ -662,6 +665,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--compile", action="store_true",
                     help="run the network under torch.compile (the first step compiles; on a small CPU that costs "
                     "minutes and may not pay: benchmarks/bench_training.py)")  # fmt: skip
+    tr.add_argument("--scale", type=float, default=None,
+                    help="divide the centred data by this (> 0) instead of their std (docs/training.md)")  # fmt: skip
     tr.set_defaults(func=_cmd_train)
 
     ex = sub.add_parser(
@@ -675,6 +680,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="tiny: a smoke test; cpu: under 30 CPU minutes on 2 cores; paper: the GPU scale")  # fmt: skip
     ex.add_argument("--res", type=int, choices=[32, 64, 128], default=None,
                     help="ac only: N (default: the preset's, 32 for tiny and cpu)")  # fmt: skip
+    ex.add_argument("--normalise", choices=["top", "std"], default="top",
+                    help="the network's units: top, the largest mode at the base's variance (the schedule's "
+                    "convention); std, the pixel std (docs/experiment.md)")  # fmt: skip
     ex.add_argument("--out", default="experiment", help="folder for report.json, report.txt, model.pt, spectra.png")
     ex.add_argument("--seed", type=seed, default=0, help="seed of the data, the weights and the noise")
     ex.set_defaults(func=_cmd_experiment)

@@ -11,8 +11,14 @@ What each run does (:func:`run_experiment`):
    Navier-Stokes vorticity (:class:`~fastinterp.pde.NavierStokes2D`, the paper's parameters, 10 snapshots per
    trajectory; held-out snapshots come from other trajectories). ``ac``: the paper's 1-D Allen-Cahn Gibbs measure
    sampled exactly by :class:`~fastinterp.pde.AllenCahn1D` (pCN chains; first N of the N + 1 nodes, as the paper's
-   trainer keeps; held-out samples from other chains). The network sees the data divided by their scalar standard
-   deviation (as :func:`~fastinterp.train` does, and as the paper's code divides NS by its RMS 3.0679).
+   trainer keeps; held-out samples from other chains). The units the network sees (``normalise``): ``top`` (the
+   default) divides the centred data by the scalar that puts their *largest* mode at the white base's variance, the
+   convention the schedule's design is stated in (the paper's Gaussian fields have ``S = 1 = S0`` at the top mode):
+   ``lam*``, the smallest over the largest mode variance, is then the stiffest mode's ratio to the base, the ratio
+   ``LipschitzOptimal`` is built for. ``std`` divides by the pixel standard deviation (:func:`~fastinterp.train`'s
+   default, and how the paper's code divides NS by its RMS 3.0679): there the largest modes sit 30-700 times above
+   the base and the stiffest only ~1e-2 below it, so the linear schedule is hardly stiff and the single-ratio design
+   is the wrong one (examples/results/README.md measures both).
 2. ``lam*`` in the paper's convention: the smallest over the largest mode variance of the data (``estimate_lam(...,
    reference="max")``; modes: Fourier modes with ``|n_i| <= N // 3`` for dealiased NS, the sample covariance's
    eigenvectors for the non-periodic AC profiles). It reproduces the paper's values: 1.2e-5 for NS at 128^2, 3.3e-4
@@ -48,6 +54,7 @@ the whole run within 30 minutes of process CPU time (:func:`goals`).
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -68,6 +75,7 @@ from .training import train
 __all__ = [
     "DATASETS",
     "PRESETS",
+    "NORMALISE",
     "ExperimentReport",
     "Gaussian",
     "Goal",
@@ -75,9 +83,13 @@ __all__ = [
     "gaussian_of",
     "goals",
     "run_experiment",
+    "units",
 ]
 
 DATASETS = ("grf", "ns", "ac")
+#: The units the network is trained in (module docstring, 1): ``top``, the data divided so that their largest mode has
+#: the white base's variance; ``std``, divided by their pixel standard deviation (``train``'s default).
+NORMALISE = ("top", "std")
 #: LipschitzOptimal's sampling interval (the paper's); its two noise levels are every schedule's ends (docstring, 4).
 T_MIN, T_MAX = 1e-4, 1 - 1e-4
 #: The issue's goals: Lipschitz at 10 steps within this factor of the floor, Linear at least this factor, CPU seconds.
@@ -207,6 +219,18 @@ def _lam(data: Tensor, dataset: str, n: int, reference: str) -> float:
     return estimate_lam(data, method="fourier", dim=data.ndim - 1, reference=reference, max_wavenumber=kmax)
 
 
+def units(data: Tensor, dataset: str, normalise: str) -> tuple[float, float, float]:
+    """``(mean, scale, lam*)``: the network sees ``(data - mean) / scale`` in the units ``normalise`` names
+    (:data:`NORMALISE`; ``top``: the largest mode's variance, ``min/base / min/max`` in std units, brought to 1);
+    ``lam*``, the smallest over the largest mode variance, is the same in both."""
+    mean, std = float(data.mean()), float(data.std())
+    in_std = (data - mean) / std
+    lam = _lam(in_std, dataset, data.shape[-1], "max")
+    if normalise == "std":
+        return mean, std, lam
+    return mean, std * math.sqrt(_lam(in_std, dataset, data.shape[-1], "base") / lam), lam
+
+
 @dataclass(frozen=True)
 class Goal:
     name: str
@@ -242,6 +266,8 @@ class ExperimentReport:
     seconds: dict = field(default_factory=dict)
     cpu_seconds: float = 0.0
     load_average: tuple = ()
+    normalise: str = "top"
+    scale: float = 1.0
 
     @property
     def goals(self) -> list[Goal]:
@@ -252,6 +278,8 @@ class ExperimentReport:
             f"dataset {self.dataset} (preset {self.preset}, N = {self.n}), lam* = {self.lam:.3g} (min/max mode "
             f"variance; min/base: {self.lam_base:.3g}), network {self.parameters / 1e3:.0f}k parameters, "
             f"final loss {self.final_loss:.4g}",
+            f"units: the centred data divided by {self.scale:.4g} (normalise={self.normalise!r}: "
+            + ("the largest mode at the base's variance)" if self.normalise == "top" else "their pixel std)"),
             f"spectrum error (mean |log10 E/E_heldout| over {shells(self.dataset, self.n)} shells):",
             f"  {'':22s}{'Linear':>10s}{'Lipschitz':>11s}   (Lipschitz: LipschitzOptimal(lam*), via the transfer)",
             f"  {f'RK4 {self.sample_steps} steps':22s}{self.error_linear:10.4f}{self.error_lipschitz:11.4f}",
@@ -323,6 +351,7 @@ def run_experiment(
     *,
     preset: str = "cpu",
     res: int | None = None,
+    normalise: str = "top",
     out: str | Path = "experiment",
     seed: int = 0,
     progress: bool = True,
@@ -334,6 +363,7 @@ def run_experiment(
         dataset: ``grf``, ``ns`` or ``ac``.
         preset: ``tiny``, ``cpu`` or ``paper`` (:data:`PRESETS`).
         res: ``ac`` only: N = 32, 64 or 128 (default: the preset's).
+        normalise: the network's units, ``top`` or ``std`` (:data:`NORMALISE`, module docstring 1).
         out: output folder (created).
         seed: seed of the data, the weights and the noise (int >= 0).
         progress: show the training progress bar.
@@ -342,6 +372,8 @@ def run_experiment(
         raise ValueError(f"dataset must be one of {sorted(PRESETS)}, got {dataset!r}")
     if preset not in PRESETS[dataset]:
         raise ValueError(f"preset must be one of {sorted(PRESETS[dataset])}, got {preset!r}")
+    if normalise not in NORMALISE:
+        raise ValueError(f"normalise must be one of {NORMALISE}, got {normalise!r}")
     check_int("seed", seed, 0)
     p = PRESETS[dataset][preset]
     if res is not None:
@@ -362,9 +394,9 @@ def run_experiment(
     train_data, test_data = _data(dataset, p, seed, gen, threads)
     seconds["data"] = time.perf_counter() - wall0
 
-    mean, std = float(train_data.mean()), float(train_data.std())
-    normed = (train_data - mean) / std
-    lam, lam_base = _lam(normed, dataset, p.n, "max"), _lam(normed, dataset, p.n, "base")
+    mean, scale, lam = units(train_data, dataset, normalise)
+    normed = (train_data - mean) / scale
+    lam_base = _lam(normed, dataset, p.n, "base")  # in the network's units (top: lam up to rounding)
 
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -372,11 +404,11 @@ def run_experiment(
     gaussian = gaussian_of(normed, dataset)
     model = Preconditioned(net, gaussian)
     result = train(model, train_data, steps=p.steps, batch_size=p.batch_size, lr=p.lr, prediction="x1", seed=seed,
-                   progress=progress)  # fmt: skip
+                   progress=progress, scale=scale)  # fmt: skip
     seconds["training"] = time.perf_counter() - t0
-    torch.save({"model": dict(net.config, channels=1), "state": result.ema.state_dict(), "mean": mean, "std": std,
+    torch.save({"model": dict(net.config, channels=1), "state": result.ema.state_dict(), "mean": mean, "std": scale,
                 "gaussian": gaussian.basis, "note": "EMA state of Preconditioned(F, Gaussian) (fastinterp.experiment), "
-                "prediction x1, linear schedule, data normalised by (mean, std)"}, out / "model.pt")  # fmt: skip
+                "prediction x1, linear schedule, units (data - mean) / std"}, out / "model.pt")  # fmt: skip
 
     t0 = time.perf_counter()
     lip_schedule = LipschitzOptimal(lam)
@@ -387,8 +419,8 @@ def run_experiment(
     def run(model, steps: int) -> tuple[Tensor, Tensor]:
         drift = Drift(model, schedule=Linear(), prediction="x1", noise_range=band)
         with torch.no_grad():
-            lin = sample(drift, z, steps=steps, method="rk4", mean=m) * std + mean
-            lip = sample(drift.transfer(lip_schedule), z, steps=steps, method="rk4", mean=m) * std + mean
+            lin = sample(drift, z, steps=steps, method="rk4", mean=m) * scale + mean
+            lip = sample(drift.transfer(lip_schedule), z, steps=steps, method="rk4", mean=m) * scale + mean
         return lin, lip
 
     ref = spectrum(test_data, dataset)
@@ -404,7 +436,8 @@ def run_experiment(
     report = ExperimentReport(
         dataset, preset, p.n, lam, lam_base, p.sample_steps, p.floor_steps, err(lin), err(lip), err(lin_floor),
         err(lip_floor), agreement, err(g_lin), err(g_lip), err(g_floor), result.losses[-1],
-        sum(q.numel() for q in net.parameters()), seconds, time.process_time() - cpu0, load0 + _load(),
+        sum(q.numel() for q in net.parameters()), seconds, time.process_time() - cpu0, load0 + _load(), normalise,
+        scale,
     )  # fmt: skip
     record = {**asdict(report), "goals": [asdict(g) for g in report.goals], "preset_settings": asdict(p)}
     (out / "report.json").write_text(json.dumps(record, indent=2))

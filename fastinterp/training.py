@@ -126,7 +126,7 @@ def _real(name: str, value: object, ok: Callable[[float], bool], requirement: st
 
 def _settings(
     *, steps: object, batch_size: object, lr: object, weight_decay: object, grad_clip: object,
-    ema_decay: object, antithetic: object, seed: object, checkpoint_every: object,
+    ema_decay: object, antithetic: object, seed: object, checkpoint_every: object, scale: object = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Every option of :func:`train` range-checked (the one place), as the dict the checkpoint records."""
     check_int("steps", steps, 1)
@@ -146,6 +146,7 @@ def _settings(
         "ema_decay": _real("ema_decay", ema_decay, lambda v: 0 <= v < 1, "in [0, 1)"),
         "antithetic": antithetic,
         "seed": seed,
+        "scale": None if scale is None else _real("scale", scale, lambda v: v > 0, "finite and > 0, or None"),
     }
 
 
@@ -273,6 +274,7 @@ def train(
     progress: bool = True,
     callback: Callable[[int, float], None] | None = None,
     compile: bool = False,
+    scale: float | None = None,
 ) -> TrainResult:
     """Train ``model`` to predict ``prediction`` under ``schedule`` on ``data`` (one-sided interpolant).
 
@@ -281,8 +283,8 @@ def train(
 
     Args:
         model: a :mod:`fastinterp.models` network (``model(x, t)``).
-        data: training samples ``(n, ...)``, ``n >= 2``, finite, not constant; normalised internally by their
-            scalar mean and std.
+        data: training samples ``(n, ...)``, ``n >= 2``, finite, not constant; normalised internally as
+            ``(data - mean) / scale``, ``mean`` their scalar mean, ``scale`` their scalar std unless given.
         steps: total optimisation steps, >= 1 (a resumed run continues up to this count; a larger count extends
             it: the cosine decay is then re-planned over the new total, so the learning rate at the resumed step
             rises to ``lr * (1 + cos(pi * step / steps)) / 2`` and decays to 0 at the new end).
@@ -307,6 +309,9 @@ def train(
         compile: run the network under ``torch.compile`` (its first step compiles: seconds to minutes, not counted
             in the loss or the checkpoint; the losses are the eager ones up to rounding). Not recorded: a run may be
             resumed with or without it. Whether it pays depends on the machine (``benchmarks/bench_training.py``).
+        scale: the divisor of the centred data (finite, > 0; recorded, fixed on resume; the checkpoint's
+            ``normalization["std"]``); None: their std. The units fix how the data's spectrum sits against the
+            white base, which decides how stiff each schedule's ODE is (docs/experiment.md).
 
     Raises:
         TypeError, ValueError: an invalid option (the message names it and its value), or a resume mismatch.
@@ -324,6 +329,7 @@ def train(
         antithetic=antithetic,
         seed=seed,
         checkpoint_every=checkpoint_every,
+        scale=scale,
     )
     check_prediction(prediction)
     if not isinstance(compile, bool):
@@ -363,7 +369,8 @@ def train(
         _check_writable(out)
         digest = data_digest(data)
     interp = Interpolant(schedule)
-    mean, std = float(data.mean()), float(data.std())
+    mean = float(data.mean())
+    std = float(data.std()) if settings["scale"] is None else settings["scale"]
     normed = (data - mean) / std
 
     gen = torch.Generator().manual_seed(seed)

@@ -22,14 +22,18 @@ def _report(**changes) -> E.ExperimentReport:
     return E.ExperimentReport(**{**values, **changes})
 
 
-def test_tiny_pipeline_end_to_end(tmp_path):
+@pytest.mark.parametrize("normalise", ["top", "std"])
+def test_tiny_pipeline_end_to_end(normalise, tmp_path):
     pytest.importorskip("fastinterp._core")
-    report = E.run_experiment("ac", preset="tiny", out=tmp_path, progress=False)
+    report = E.run_experiment("ac", preset="tiny", normalise=normalise, out=tmp_path, progress=False)
     for name in ("report.json", "report.txt", "model.pt"):
         assert (tmp_path / name).is_file(), name
     record = json.loads((tmp_path / "report.json").read_text())
-    assert record["lam"] == report.lam and len(record["goals"]) == 3
-    assert 0 < report.lam < report.lam_base < 1
+    assert record["lam"] == report.lam and len(record["goals"]) == 3 and record["normalise"] == normalise
+    if normalise == "top":  # the largest mode at the base's variance: min/base is min/max
+        assert report.lam_base == pytest.approx(report.lam, rel=1e-6) and "largest mode" in report.table()
+    else:  # pixel-std units: the largest modes sit above the base
+        assert 0 < report.lam < report.lam_base < 1 and "pixel std" in report.table()
     errors = [report.error_linear, report.error_lipschitz, report.floor_linear, report.floor_lipschitz]
     assert all(math.isfinite(e) and e >= 0 for e in errors)
     assert report.cpu_seconds > 0 and set(report.seconds) == {"data", "training", "sampling", "total"}
@@ -37,7 +41,7 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     assert "Goals:" in table and table.count("PASS") + table.count("FAIL") == 3
     assert (tmp_path / "report.txt").read_text() == table + "\n"
     saved = torch.load(tmp_path / "model.pt", weights_only=True)
-    assert saved["model"]["dim"] == 1 and saved["std"] > 0
+    assert saved["model"]["dim"] == 1 and saved["std"] == report.scale > 0
 
 
 def test_goals_fail_when_the_numbers_say_so():
@@ -101,6 +105,7 @@ def test_allen_cahn_spectrum_is_the_cosine_transform():
         (dict(dataset="ac", res=48), "res must be one of (32, 64, 128) for dataset 'ac', got 48"),
         (dict(dataset="ac", res=True), "res must be one of"),
         (dict(dataset="ac", seed=-1), "seed must be >= 0, got -1"),
+        (dict(dataset="ac", normalise="rms"), "normalise must be one of ('top', 'std'), got 'rms'"),
     ],
 )
 def test_bad_inputs_are_refused_before_any_work(kwargs, message, tmp_path):

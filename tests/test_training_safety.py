@@ -57,6 +57,7 @@ def ckpt(tmp_path):
         (dict(ema_decay=0.9), ["ema_decay (was 0.999, now 0.9)"]),
         (dict(antithetic=False), ["antithetic (was True, now False)"]),
         (dict(seed=2), ["seed (was 1, now 2)", "seed cannot change on resume: train into another out"]),
+        (dict(scale=0.5), ["scale (was None, now 0.5)", "scale cannot change on resume: train into another out"]),
         (dict(steps=5), ["the checkpoint is at step 6, beyond steps=5"]),
     ],
 )
@@ -214,6 +215,9 @@ def test_unwritable_out_fails_before_the_first_step(tmp_path):
         (dict(seed=1.5), TypeError, "seed must be an int, got float"),
         (dict(seed=2**64), ValueError, "seed must be < 2**64 (a torch.Generator seed), got 18446744073709551616"),
         (dict(antithetic=1), TypeError, "antithetic must be a bool, got int"),
+        (dict(scale=0.0), ValueError, "scale must be finite and > 0, or None, got 0.0"),
+        (dict(scale=math.inf), ValueError, "scale must be finite and > 0, or None, got inf"),
+        (dict(scale="1"), TypeError, "scale must be a real number, got str"),
         (dict(prediction="velocty"), ValueError, "prediction must be one of"),
         (dict(schedule="linear"), TypeError, "schedule must be a fastinterp Schedule, got str"),
     ],
@@ -356,6 +360,22 @@ def test_cli_train_help_shows_defaults_models_and_matches_train(capsys):
         "checkpoint_every",
         "seed",
         "prediction",
+        "scale",
     ):
         assert getattr(args, name) == defaults[name], name
     assert (not args.no_antithetic) == defaults["antithetic"]
+
+
+def test_scale_sets_the_units_the_model_sees_and_is_recorded(tmp_path):
+    """``scale``: the model is trained on ``(data - mean) / scale`` (the run on data pre-divided by ``scale`` with
+    ``scale=1`` is the same to rounding; the default, std units, is another run), and the checkpoint records it."""
+    data = _data() * 3 + 1
+    mean, std = float(data.mean()), float(data.std())
+    given = train(_net(), data, out=tmp_path / "s.pt", **{**KW, "scale": 2 * std})
+    divided = train(_net(), (data - mean) / (2 * std), **{**KW, "scale": 1.0})
+    default = train(_net(), data, **KW)
+    torch.testing.assert_close(torch.tensor(given.losses), torch.tensor(divided.losses), rtol=1e-5, atol=0)
+    assert not np.allclose(given.losses, default.losses, rtol=1e-2)
+    ckpt = load_checkpoint(tmp_path / "s.pt")
+    assert ckpt["normalization"] == {"mean": mean, "std": 2 * std}
+    assert ckpt["training"]["settings"]["scale"] == 2 * std
