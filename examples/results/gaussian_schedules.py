@@ -8,7 +8,7 @@ two units (``normalise``): ``top``, the largest mode at the base's variance, and
 ``lam*`` (the paper's convention, the same in both units), the stiffest mode over the base (``min/base``) and the
 spectrum error of 10 and 20 steps of each schedule against 400 steps of Linear (the Gaussian's own floor).
 
-    python examples/results/gaussian_schedules.py      # about 5 minutes on one core
+    python examples/results/gaussian_schedules.py      # about 6 CPU minutes
 """
 
 import os
