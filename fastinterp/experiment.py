@@ -165,10 +165,12 @@ class Gaussian(nn.Module):
 
 
 class Preconditioned(nn.Module):
-    """``x1^(x, t) = G(x, t) + c_out F(c_in x, t)`` for the linear interpolant ``x = (1 - t) z + t x1`` of data with
-    unit pixel variance: ``G`` the exact denoiser of the Gaussian with the training data's second moments
-    (:class:`Gaussian`, fixed), ``v = (1 - t)^2 + t^2``, ``c_out = (1 - t) / sqrt(v)`` and ``c_in = 1 / sqrt(v)`` (EDM's
-    output and input scales in the linear schedule's time), ``F`` any ``net(x, t)`` learning the non-Gaussian rest.
+    """``x1^(x, t) = G(x, t) + c_out F(c_in x, t)`` for the linear interpolant ``x = (1 - t) z + t x1``: ``G`` the
+    exact denoiser of the Gaussian with the training data's second moments (:class:`Gaussian`, fixed),
+    ``v = (1 - t)^2 + t^2``, ``c_out = (1 - t) / sqrt(v)`` and ``c_in = 1 / sqrt(v)`` (EDM's output and input scales in
+    the linear schedule's time, for data of unit pixel variance; in ``top`` units the data's is below 1 and the
+    scales are merely conservative, ``G`` carrying every mode's own variance), ``F`` any ``net(x, t)`` learning the
+    non-Gaussian rest.
 
     EDM's own skip ``c_skip x``, ``c_skip = t / v``, is the Wiener filter of *white* data: on a decaying spectrum it
     lets the noise of the small scales through, and ``F`` must then cancel it with outputs ~ ``1 / c_out`` (a first
@@ -219,10 +221,20 @@ def _lam(data: Tensor, dataset: str, n: int, reference: str) -> float:
     return estimate_lam(data, method="fourier", dim=data.ndim - 1, reference=reference, max_wavenumber=kmax)
 
 
+def _check_normalise(normalise: object) -> None:
+    if not isinstance(normalise, str) or normalise not in NORMALISE:
+        raise ValueError(f"normalise must be one of {NORMALISE}, got {normalise!r}")
+
+
 def units(data: Tensor, dataset: str, normalise: str) -> tuple[float, float, float]:
     """``(mean, scale, lam*)``: the network sees ``(data - mean) / scale`` in the units ``normalise`` names
     (:data:`NORMALISE`; ``top``: the largest mode's variance, ``min/base / min/max`` in std units, brought to 1);
-    ``lam*``, the smallest over the largest mode variance, is the same in both."""
+    ``lam*``, the smallest over the largest mode variance, is the same in both. ``dataset`` picks the modes:
+    ``ac``, the sample covariance's eigenvectors; ``ns``, Fourier modes of the dealiased band; ``grf``, all Fourier
+    modes."""
+    _check_normalise(normalise)
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     mean, std = float(data.mean()), float(data.std())
     in_std = (data - mean) / std
     lam = _lam(in_std, dataset, data.shape[-1], "max")
@@ -372,8 +384,7 @@ def run_experiment(
         raise ValueError(f"dataset must be one of {sorted(PRESETS)}, got {dataset!r}")
     if preset not in PRESETS[dataset]:
         raise ValueError(f"preset must be one of {sorted(PRESETS[dataset])}, got {preset!r}")
-    if normalise not in NORMALISE:
-        raise ValueError(f"normalise must be one of {NORMALISE}, got {normalise!r}")
+    _check_normalise(normalise)
     check_int("seed", seed, 0)
     p = PRESETS[dataset][preset]
     if res is not None:

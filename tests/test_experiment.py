@@ -123,3 +123,18 @@ def test_out_that_is_a_file_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main(["experiment", "ac", "--res", "48"])
     assert "argument --res: invalid choice: 48" in capsys.readouterr().err
+
+
+def test_units_put_the_largest_mode_at_the_base():
+    """``units(..., "top")``: after dividing by ``scale`` the largest covariance eigenvalue is 1 (the base's) and the
+    smallest is ``lam*``; ``std``: the pixel std; bad names refused."""
+    data = torch.randn(4000, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    data = data * torch.linspace(3.0, 0.05, 8, dtype=torch.float64) + 2.0
+    mean, scale, lam = E.units(data, "ac", "top")
+    ev = torch.linalg.eigvalsh(torch.cov(((data - mean) / scale).T))
+    assert float(ev.max()) == pytest.approx(1.0, rel=1e-9) and float(ev.min()) == pytest.approx(lam, rel=1e-9)
+    assert E.units(data, "ac", "std")[1:] == (float(data.std()), lam)
+    with pytest.raises(ValueError, match="normalise must be one of"):
+        E.units(data, "ac", "max")
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        E.units(data, "heat", "top")
