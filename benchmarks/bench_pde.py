@@ -200,61 +200,82 @@ def calibrated_steps(run, seconds: float) -> int:
     return max(4, int(seconds / max(per, 1e-9)))
 
 
-def allen_cahn_section(out, T: float) -> None:
-    """SPDE steps/s per trajectory (dense vs FFT transforms, float64 vs float32) and pCN steps/s per chain."""
+def allen_cahn_section(out, T: float, rounds: int) -> None:
+    """SPDE steps/s per trajectory (dense vs FFT transforms, float64 vs float32) and pCN steps/s per chain, the
+    contenders of each row alternated (:func:`alternate`): rates are medians over the rounds, ratios medians of the
+    per-round ratios with their quartiles."""
     import torch
 
     torch.set_num_threads(1)
 
-    def rate(fn, work):  # work units per second of the best batch
-        return work / timeit(fn, T / 4)
+    def rates(contenders: dict, work: int) -> tuple[dict, dict]:
+        """Median work units per second of each contender, and the per-round seconds for :func:`ratios`."""
+        t = alternate({k: python_calls(fn) for k, fn in contenders.items()}, T, rounds)
+        return {k: work / quartiles(v)[0] for k, v in t.items()}, t
+
+    def ratio(t: dict, a, b) -> str:  # "a / b" as rates: seconds of b over seconds of a
+        return show(ratios(t[b], t[a]), ".2f", unit="x")
 
     out("## Stochastic Allen-Cahn SPDE: steps/s per trajectory, C++, one thread")
     out()
     out("Exponential Euler-Maruyama, double well, free ends (2-D: free), 2 trajectories per call, generated noise. "
         "Dense: the modal basis as matrix products (O(n^2) per row); FFT: DCT-I via a real FFT of size 2n. "
-        "`auto` is the transform `AllenCahnSPDE(n, dim=d)` picks.")  # fmt: skip
+        f"The four contenders of a row alternate ({rounds} rounds, the first rotating); rates are medians, ratios "
+        "the median (quartiles) of the per-round ratios. `auto` is the transform `AllenCahnSPDE(n, dim=d)` picks, "
+        "`faster` the one measured faster here in float64.")  # fmt: skip
     out()
-    out("| dim | n | nodes | dense f64 | dense f32 | FFT f64 | FFT f32 | FFT / dense (f64) | f32 / f64 (FFT) | auto |")
-    out("|---|---|---|---|---|---|---|---|---|---|")
+    out("| dim | n | nodes | dense f64 | dense f32 | FFT f64 | FFT f32 | FFT / dense (f64) | f32 / f64 (FFT) | auto | "
+        "faster |")  # fmt: skip
+    out("|---|---|---|---|---|---|---|---|---|---|---|")
     for dim, sizes in ((1, (32, 64, 128, 256, 512, 2048)), (2, (8, 16, 32, 64, 128))):
         for n in sizes:
-            r = {}
+            calls, steps = {}, 0  # steps per call: ~T/40 for the slowest contender, the same for all four
             for tr in ("dense", "fft"):
                 sp = AllenCahnSPDE(n, dim=dim, transform=tr)
                 for dt in ("float64", "float32"):
                     a = sp.initial_state(2, seed=0, dtype=dt)
-                    steps = calibrated_steps(lambda k: sp.integrate(a, k, seed=0), T / 40)
-                    r[tr, dt] = rate(lambda: sp.integrate(a, steps, seed=0), 2 * steps)
+                    k = calibrated_steps(lambda k, sp=sp, a=a: sp.integrate(a, k, seed=0), T / 40)
+                    steps = k if not steps else min(steps, k)
+                    calls[tr, dt] = (sp, a)
+            calls = {key: lambda sp=sp, a=a: sp.integrate(a, steps, seed=0) for key, (sp, a) in calls.items()}
+            r, t = rates(calls, 2 * steps)
             auto = AllenCahnSPDE(n, dim=dim).transform
-            d64, d32, f64, f32 = r["dense", "float64"], r["dense", "float32"], r["fft", "float64"], r["fft", "float32"]
-            out(f"| {dim} | {n} | {sp.nodes}^{dim} | {d64:,.0f} | {d32:,.0f} | {f64:,.0f} | {f32:,.0f} | "
-                f"{f64 / d64:.2f}x | {f32 / f64:.2f}x | {auto} |")  # fmt: skip
+            faster = "fft" if r["fft", "float64"] > r["dense", "float64"] else "dense"
+            out(f"| {dim} | {n} | {sp.nodes}^{dim} | {r['dense', 'float64']:,.0f} | {r['dense', 'float32']:,.0f} | "
+                f"{r['fft', 'float64']:,.0f} | {r['fft', 'float32']:,.0f} | "
+                f"{ratio(t, ('fft', 'float64'), ('dense', 'float64'))} | "
+                f"{ratio(t, ('fft', 'float32'), ('fft', 'float64'))} | {auto} | {faster} |")  # fmt: skip
     out()
     sp = AllenCahnSPDE(128)
     a64 = sp.initial_state(64, seed=0)
-    t = rate(lambda: sp.integrate(a64, 50, seed=0, backend="torch"), 64 * 50)
-    out(f"Torch twin (dense, float64, batch 64, 1 torch thread), 1-D n = 128: {t:,.0f} steps/s per trajectory.")
+    r, _ = rates({"torch": lambda: sp.integrate(a64, 50, seed=0, backend="torch")}, 64 * 50)
+    out(f"Torch twin (dense, float64, batch 64, 1 torch thread), 1-D n = 128: {r['torch']:,.0f} steps/s per "
+        "trajectory.")  # fmt: skip
     out()
 
     out("## Allen-Cahn pCN (exact MCMC): steps/s per chain")
     out()
-    steps = 20000 if T >= 1 else 5000
+    steps = 2000 if T >= 1 else 500
     out(
-        f"Free ends, double well, 8 chains x {steps:,} steps, `thin=10`; torch: 64 chains x 200 steps. float32 rounds "
-        "the recorded samples only (the chain runs in float64), so its rate should equal float64's within noise."
+        f"Free ends, double well, 8 chains x {steps:,} steps per call, `thin=10`; torch: 64 chains x 200 steps. The "
+        f"four alternate ({rounds} rounds). float32 rounds the recorded samples only (the chain runs in float64), "
+        "so its rate should equal float64's within noise."
     )
     out()
-    out("| N | C++ 1 thread f64 | C++ 1 thread f32 | C++ 2 threads f64 (scaling) | torch twin f64, batch 64 |")
-    out("|---|---|---|---|---|")
+    out("| N | C++ 1 thread f64 | C++ 1 thread f32 | C++ 2 threads f64 | 2 threads / 1 | torch twin f64, batch 64 |")
+    out("|---|---|---|---|---|---|")
     for N in (32, 64, 128):
         ac = AllenCahn1D(N)
         st, st64 = ac.initial_state(8, seed=0), ac.initial_state(64, seed=0)
-        r1 = rate(lambda: ac.run(st, steps, seed=0, thin=10, threads=1), 8 * steps)
-        r32 = rate(lambda: ac.run(st, steps, seed=0, thin=10, threads=1, dtype="float32"), 8 * steps)
-        r2 = rate(lambda: ac.run(st, steps, seed=0, thin=10, threads=2), 8 * steps)
-        rt = rate(lambda: ac.run(st64, 200, seed=0, thin=10, backend="torch"), 64 * 200)
-        out(f"| {N} | {r1:,.0f} | {r32:,.0f} | {r2:,.0f} ({r2 / r1:.2f}x) | {rt:,.0f} |")
+        t = alternate({
+            "f64": python_calls(lambda: ac.run(st, steps, seed=0, thin=10, threads=1)),
+            "f32": python_calls(lambda: ac.run(st, steps, seed=0, thin=10, threads=1, dtype="float32")),
+            "2t": python_calls(lambda: ac.run(st, steps, seed=0, thin=10, threads=2)),
+            "torch": python_calls(lambda: ac.run(st64, 200, seed=0, thin=10, backend="torch")),
+        }, T, rounds)  # fmt: skip
+        r = {k: (64 * 200 if k == "torch" else 8 * steps) / quartiles(v)[0] for k, v in t.items()}
+        out(f"| {N} | {r['f64']:,.0f} | {r['f32']:,.0f} | {r['2t']:,.0f} | {ratio(t, '2t', 'f64')} | "
+            f"{r['torch']:,.0f} |")  # fmt: skip
     out()
 
 
@@ -370,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only == "fft":
         fft_section(out, T, n, args.rounds)
     if args.only in (None, "allen-cahn"):
-        allen_cahn_section(out, T)
+        allen_cahn_section(out, T, args.rounds)
     if args.only in (None, "torch"):
         if args.torch_device is None:
             out("## Torch twins on CUDA: skipped (no CUDA device; `--torch-device cpu` runs the section on the CPU)")
