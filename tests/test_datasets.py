@@ -69,6 +69,17 @@ def _run_cli(args, cwd):
                             stderr=subprocess.DEVNULL, cwd=cwd)  # fmt: skip
 
 
+def _shard_files(root):
+    """Shard files written under ``root`` so far (``.npy`` anywhere, ``.h5`` at the top), counted while the generator
+    runs: it removes each finished shard's work folder, which may vanish under the listing; list again then."""
+    for _ in range(50):
+        try:
+            return len(list(root.rglob("*.npy"))) + len(list(root.glob("*.h5")))
+        except FileNotFoundError:
+            time.sleep(0.001)
+    return len(list(root.rglob("*.npy"))) + len(list(root.glob("*.h5")))
+
+
 def test_sigkill_and_resume_give_a_bit_identical_dataset(tmp_path):
     params = {"t_burn": 15.0, "t_snap": 0.5, "snapshots": 2}
     config = _config(num=24, shard_size=4, params=params)
@@ -79,10 +90,9 @@ def test_sigkill_and_resume_give_a_bit_identical_dataset(tmp_path):
     for attempt in range(4):
         proc = _run_cli(args + (["--resume"] if attempt else []), cwd=tmp_path)
         deadline = time.time() + 60
-        start_files = len(list((tmp_path / "run").rglob("*.npy"))) + len(list((tmp_path / "run").glob("*.h5")))
+        start_files = _shard_files(tmp_path / "run")
         while time.time() < deadline and proc.poll() is None:
-            files = len(list((tmp_path / "run").rglob("*.npy"))) + len(list((tmp_path / "run").glob("*.h5")))
-            if files >= start_files + 3:
+            if _shard_files(tmp_path / "run") >= start_files + 3:
                 break
             time.sleep(0.02)
         if proc.poll() is None:
