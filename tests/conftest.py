@@ -22,6 +22,17 @@ def _float64_default():
 
 
 @pytest.fixture
+def one_torch_thread():
+    """One intra-op torch thread for the test (restored after): small networks and the torch twins run many tiny ops,
+    and on a shared 2-core machine a second thread only waits for the first (6-10x slower). Modules that need it say
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture
 def gen():
     return torch.Generator().manual_seed(1234)
 

@@ -49,13 +49,7 @@ def dit() -> torch.nn.Module:
 ARCHS = {"unet": (unet, "v_prediction"), "dit": (dit, "epsilon")}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: these tiny models run ~10x faster than with threads fighting over 2 shared cores."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny ops on shared cores (conftest.py)
 
 
 @functools.cache

@@ -22,13 +22,7 @@ def rel_err(x, ref) -> float:
     return float(np.abs(np.asarray(x, dtype=np.float64) - ref).max() / np.abs(ref).max())
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # the torch twin runs many tiny ops; intra-op threads only spin on a shared 2-core machine
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny ops on shared cores (conftest.py)
 
 
 def batch_mean(y: np.ndarray, batches: int = 10) -> tuple[float, float]:

@@ -9,16 +9,7 @@ _core = pytest.importorskip("fastinterp._core")
 
 from fastinterp.pde import DivergedError, NavierStokes2D, enstrophy_spectrum  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    # the torch twin runs many tiny FFTs: intra-op threads only spin on a shared machine
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny ops on shared cores (conftest.py)
 
 
 def _mode_state(n, kx, ky, amp=1.0):

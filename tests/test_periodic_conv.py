@@ -20,13 +20,7 @@ UNETS = ["tiny-1d", "tiny-2d", "small-2d"]
 TOL = {torch.float64: 1e-12, torch.float32: 1e-5}  # relative, of the largest entry
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small networks on shared cores: a second OpenMP thread only waits for the first (here: 6x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny ops on shared cores (conftest.py)
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, dtype: torch.dtype, what: str) -> None:
