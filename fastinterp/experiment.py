@@ -226,21 +226,22 @@ def _check_normalise(normalise: object) -> None:
         raise ValueError(f"normalise must be one of {NORMALISE}, got {normalise!r}")
 
 
-def units(data: Tensor, dataset: str, normalise: str) -> tuple[float, float, float]:
-    """``(mean, scale, lam*)``: the network sees ``(data - mean) / scale`` in the units ``normalise`` names
+def units(data: Tensor, dataset: str, normalise: str) -> tuple[float, float, float, float]:
+    """``(mean, scale, lam*, lam_base)``: the network sees ``(data - mean) / scale`` in the units ``normalise`` names
     (:data:`NORMALISE`; ``top``: the largest mode's variance, ``min/base / min/max`` in std units, brought to 1);
-    ``lam*``, the smallest over the largest mode variance, is the same in both. ``dataset`` picks the modes:
-    ``ac``, the sample covariance's eigenvectors; ``ns``, Fourier modes of the dealiased band; ``grf``, all Fourier
-    modes."""
+    ``lam*``, the smallest over the largest mode variance, is the same in both; ``lam_base``, the smallest mode
+    variance over the base's in the network's units, scales as ``(std / scale)^2`` (``top``: ``lam*``). ``dataset``
+    picks the modes: ``ac``, the sample covariance's eigenvectors; ``ns``, Fourier modes of the dealiased band;
+    ``grf``, all Fourier modes."""
     _check_normalise(normalise)
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     mean, std = float(data.mean()), float(data.std())
     in_std = (data - mean) / std
-    lam = _lam(in_std, dataset, data.shape[-1], "max")
+    lam, lam_base = _lam(in_std, dataset, data.shape[-1], "max"), _lam(in_std, dataset, data.shape[-1], "base")
     if normalise == "std":
-        return mean, std, lam
-    return mean, std * math.sqrt(_lam(in_std, dataset, data.shape[-1], "base") / lam), lam
+        return mean, std, lam, lam_base
+    return mean, std * math.sqrt(lam_base / lam), lam, lam
 
 
 @dataclass(frozen=True)
@@ -405,9 +406,8 @@ def run_experiment(
     train_data, test_data = _data(dataset, p, seed, gen, threads)
     seconds["data"] = time.perf_counter() - wall0
 
-    mean, scale, lam = units(train_data, dataset, normalise)
+    mean, scale, lam, lam_base = units(train_data, dataset, normalise)
     normed = (train_data - mean) / scale
-    lam_base = _lam(normed, dataset, p.n, "base")  # in the network's units (top: lam up to rounding)
 
     t0 = time.perf_counter()
     torch.manual_seed(seed)

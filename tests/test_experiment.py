@@ -130,10 +130,14 @@ def test_units_put_the_largest_mode_at_the_base():
     smallest is ``lam*``; ``std``: the pixel std; bad names refused."""
     data = torch.randn(4000, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     data = data * torch.linspace(3.0, 0.05, 8, dtype=torch.float64) + 2.0
-    mean, scale, lam = E.units(data, "ac", "top")
+    mean, scale, lam, lam_base = E.units(data, "ac", "top")
     ev = torch.linalg.eigvalsh(torch.cov(((data - mean) / scale).T))
     assert float(ev.max()) == pytest.approx(1.0, rel=1e-9) and float(ev.min()) == pytest.approx(lam, rel=1e-9)
-    assert E.units(data, "ac", "std")[1:] == (float(data.std()), lam)
+    assert lam_base == lam
+    _, std, lam_std, base_std = E.units(data, "ac", "std")
+    assert (std, lam_std) == (float(data.std()), lam)
+    ev_std = torch.linalg.eigvalsh(torch.cov(((data - mean) / std).T))  # min/base in std units: the smallest
+    assert base_std == pytest.approx(float(ev_std.min()), rel=1e-9)
     with pytest.raises(ValueError, match="normalise must be one of"):
         E.units(data, "ac", "max")
     with pytest.raises(ValueError, match="dataset must be one of"):

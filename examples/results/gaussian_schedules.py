@@ -25,7 +25,7 @@ from fastinterp.targets import GaussianRandomField
 
 def errors(data: torch.Tensor, dataset: str, n: int, samples: int, normalise: str) -> tuple[float, float, dict]:
     """``(lam*, min/base, {"Linear@10": error, ...})`` in the units ``normalise`` names (as the experiment)."""
-    mean, scale, lam = E.units(data, dataset, normalise)
+    mean, scale, lam, lam_base = E.units(data, dataset, normalise)
     normed = (data - mean) / scale
     schedule = LipschitzOptimal(lam)
     drift = Drift(E.gaussian_of(normed, dataset), schedule=Linear(), prediction="x1", noise_range=E._band(schedule))
@@ -39,7 +39,7 @@ def errors(data: torch.Tensor, dataset: str, n: int, samples: int, normalise: st
             for name, d in (("Linear", drift), ("Lipschitz", drift.transfer(schedule))):
                 out[f"{name}@{steps}"] = E.spectrum_error(spec(sample(d, z, steps=steps, mean=mean)), floor,
                                                           E.shells(dataset, n))  # fmt: skip
-    return lam, E._lam(normed, dataset, n, "base"), out
+    return lam, lam_base, out
 
 
 def main() -> None:
