@@ -32,7 +32,11 @@ from ._utils import check_interval, check_schedule, check_state, expand_like
 from .predictions import check_prediction
 from .schedules import Linear, Schedule
 
-__all__ = ["GAMMAS", "Interpolant", "interpolant_loss"]
+__all__ = ["GAMMAS", "T_MAX", "T_MIN", "Interpolant", "interpolant_loss"]
+
+#: The default range of the loss's uniform times (:func:`interpolant_loss`; the noise and score targets are singular
+#: at the ends).
+T_MIN, T_MAX = 1e-3, 1 - 1e-3
 
 
 def _gamma_sqrt2(t: Tensor) -> tuple[Tensor, Tensor]:
@@ -124,8 +128,8 @@ def interpolant_loss(
     interpolant: Interpolant | None = None,
     x0: Tensor | None = None,
     t: Tensor | None = None,
-    t_min: float = 1e-3,
-    t_max: float = 1 - 1e-3,
+    t_min: float = T_MIN,
+    t_max: float = T_MAX,
     antithetic: bool = False,
     generator: torch.Generator | None = None,
 ) -> Tensor:

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from ._utils import check_int
 from .checkpoint import load_checkpoint, save_checkpoint, schedule_to_config
-from .interpolants import Interpolant, interpolant_loss
+from .interpolants import T_MAX, T_MIN, Interpolant, interpolant_loss  # T_MIN, T_MAX: the times' range
 from .predictions import check_prediction
 from .schedules import Linear, Schedule
 
@@ -46,10 +46,6 @@ __all__ = ["CHANGEABLE", "T_MAX", "T_MIN", "TrainResult", "data_digest", "train"
 #: Settings a resumed run may change when it names them in ``train(..., allow_changes=...)``
 #: (``--allow-changed`` on the command line). ``steps`` may always grow; naming it here also lets it shrink.
 CHANGEABLE = ("lr", "weight_decay", "batch_size", "grad_clip", "ema_decay", "antithetic", "steps")
-
-#: The training times are uniform on ``[T_MIN, T_MAX]`` (``interpolant_loss``'s default range: the noise and score
-#: targets are singular at the ends).
-T_MIN, T_MAX = 1e-3, 1 - 1e-3
 
 
 @dataclass
