@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -60,7 +59,7 @@ from fastinterp.adapters import from_diffusers, from_flow_matching
 from fastinterp.targets import Gaussian, GaussianMixture
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench_sampling.py names the machine for both
-from bench_sampling import Report  # noqa: E402
+from bench_sampling import Report, quartiles  # noqa: E402
 from bench_sampling import machine as _machine  # noqa: E402
 
 
@@ -439,13 +438,6 @@ def small_unet(batch: int, size: int = 32):
         norm_num_groups=8,
     ).eval()  # fmt: skip
     return unet, torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(2))
-
-
-def quartiles(values: list[float]) -> tuple[float, float, float]:
-    if len(values) == 1:
-        return values[0], values[0], values[0]
-    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return q1, q2, q3
 
 
 def throughput(nfe: int, batch: int, size: int, backends, rounds: int, budget: float, log):

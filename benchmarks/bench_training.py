@@ -35,7 +35,6 @@ import argparse
 import copy
 import math
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -51,7 +50,7 @@ from fastinterp.models import build_model
 from fastinterp.training import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling bench_sampling.py names the machine
-from bench_sampling import Report  # noqa: E402
+from bench_sampling import Report, quartiles  # noqa: E402
 from bench_sampling import machine as _machine  # noqa: E402
 
 #: ``{preset: (grid, batch)}``: the experiments' CPU sizes.
@@ -146,13 +145,6 @@ class Stamps:
         """Mean wall and CPU seconds of the steps after the first."""
         n = len(self.wall) - 2
         return (self.wall[-1] - self.wall[1]) / n, (self.cpu[-1] - self.cpu[1]) / n
-
-
-def quartiles(values: list[float]) -> tuple[float, float, float]:
-    if len(values) == 1:
-        return values[0], values[0], values[0]
-    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return q1, q2, q3
 
 
 def bench_preset(preset: str, grid: tuple[int, ...], batch: int, steps: int, rounds: int, budget: float,
